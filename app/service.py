@@ -1,0 +1,241 @@
+"""The subscription service: the one API widgets (and anything else) use to get market data.
+
+``subscribe(venue, channel, market, params)`` returns a :class:`Subscription` handle. Handles are
+reference counted per :class:`~app.model.StreamKey`: two widgets on one stream share one upstream
+subscription and one :class:`~app.state.Stream` (one book, one tape). Streams of a venue are
+multiplexed over as few supervised connections as the venue allows; a new connection is opened when
+the adapter's per-connection limit is reached (or when two streams' frames could not be told apart
+on one socket). The upstream unsubscribe is sent when the last handle closes, so switching market is
+"subscribe the new key, then close the old handle" on the same socket, with no reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from itertools import count
+from typing import Any
+
+from app.book import BookError
+from app.model import (
+    BookSnapshot,
+    Channel,
+    ConnectionHealth,
+    ConnectionStatus,
+    MarketEvent,
+    MarketInfo,
+    StreamKey,
+    StreamState,
+    StreamStatus,
+    Venue,
+    freeze_params,
+)
+from app.state import BookData, ResyncNeeded, Stream
+from app.supervisor import Backoff, Connection
+from app.venues.base import Liveness, VenueAdapter
+
+log = logging.getLogger("perpterm.service")
+
+Listener = Callable[[MarketEvent | StreamStatus], None]
+ConnectionListener = Callable[[ConnectionStatus], None]
+
+
+class Subscription:
+    """A consumer's handle on one stream. Read :attr:`stream`; call :meth:`close` when done."""
+
+    __slots__ = ("key", "stream", "listener", "_service", "closed")
+
+    def __init__(self, service: SubscriptionService, stream: Stream, listener: Listener | None) -> None:
+        self.key = stream.key
+        self.stream = stream
+        self.listener = listener
+        self._service = service
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._service._release(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SubscriptionService:
+    """Multiplexes every venue's streams for all consumers; owns every connection."""
+
+    def __init__(
+        self,
+        adapters: Iterable[VenueAdapter],
+        *,
+        liveness: dict[Venue, Liveness] | None = None,
+        backoff: Callable[[], Backoff] = Backoff,
+        healthy_after: float = 30.0,
+        on_connection: ConnectionListener | None = None,
+    ) -> None:
+        self.adapters: dict[Venue, VenueAdapter] = {a.venue: a for a in adapters}
+        self._liveness = liveness or {}
+        self._backoff = backoff
+        self._healthy_after = healthy_after
+        self._on_connection = on_connection
+        self._streams: dict[StreamKey, Stream] = {}
+        self._handles: dict[StreamKey, list[Subscription]] = {}
+        self._carrier: dict[StreamKey, Connection] = {}
+        self._connections: dict[Venue, list[Connection]] = {}
+        self._labels = count(1)
+        self._markets: dict[Venue, list[MarketInfo]] = {}
+        self._last_resync: dict[StreamKey, float] = {}
+
+    # --- the consumer API ---------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        venue: Venue | str,
+        channel: Channel | str,
+        market: str = "",
+        params: dict[str, Any] | None = None,
+        on_event: Listener | None = None,
+    ) -> Subscription:
+        """Start (or join) a stream. Raises ``KeyError``/``ValueError`` for what the venue lacks."""
+        venue, channel = Venue(venue), Channel(channel)
+        adapter = self.adapters.get(venue)
+        if adapter is None:
+            raise KeyError(f"venue {venue} is not configured")
+        key = StreamKey(venue, channel, market, freeze_params(params))
+        adapter.check(key)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = Stream(key)
+            self._handles[key] = []
+            connection = self._connection_for(adapter, key)
+            self._carrier[key] = connection
+            connection.add(stream)
+        handle = Subscription(self, stream, on_event)
+        self._handles[key].append(handle)
+        return handle
+
+    def health(self) -> list[ConnectionHealth]:
+        return [c.health() for conns in self._connections.values() for c in conns]
+
+    def connections(self, venue: Venue | str) -> list[Connection]:
+        return list(self._connections.get(Venue(venue), ()))
+
+    def streams(self) -> list[Stream]:
+        return list(self._streams.values())
+
+    async def markets(self, venue: Venue | str) -> list[MarketInfo]:
+        """The venue's market list (fetched once, then cached)."""
+        venue = Venue(venue)
+        if venue not in self._markets:
+            self._markets[venue] = await self.adapters[venue].markets()
+        return self._markets[venue]
+
+    def retry(self) -> None:
+        """Reconnect every connection now, skipping backoff (the user asked)."""
+        for conns in self._connections.values():
+            for connection in conns:
+                connection.reconnect_now()
+
+    async def close(self) -> None:
+        for conns in self._connections.values():
+            for connection in conns:
+                await connection.close()
+        self._connections.clear()
+        for adapter in self.adapters.values():
+            await adapter.rest.close()
+
+    # --- connections --------------------------------------------------------------------------
+
+    def _connection_for(self, adapter: VenueAdapter, key: StreamKey) -> Connection:
+        conns = self._connections.setdefault(adapter.venue, [])
+        for connection in conns:
+            if connection.can_carry(key):
+                return connection
+        connection = Connection(
+            adapter,
+            f"{adapter.venue}#{next(self._labels)}",
+            self,
+            liveness=self._liveness.get(adapter.venue),
+            backoff=self._backoff(),
+            healthy_after=self._healthy_after,
+        )
+        conns.append(connection)
+        connection.start()
+        return connection
+
+    def _release(self, handle: Subscription) -> None:
+        key = handle.key
+        handles = self._handles.get(key, [])
+        if handle in handles:
+            handles.remove(handle)
+        if handles:
+            return
+        del self._handles[key]
+        del self._streams[key]
+        connection = self._carrier.pop(key)
+        connection.remove(key)
+        conns = self._connections[key.venue]
+        # Keep a venue's first connection open (switching market reuses it); close extra ones.
+        if not connection.streams and connection is not conns[0]:
+            conns.remove(connection)
+            asyncio.get_running_loop().create_task(connection.close())
+
+    # --- StreamSink: called by connections ----------------------------------------------------
+
+    def ingest(self, stream: Stream, event: MarketEvent) -> None:
+        if isinstance(event, BookSnapshot) and _older_than_held(stream, event):
+            return  # a REST snapshot that lost the race against a newer push
+        stream.messages += 1
+        stream.last_data_at = time.monotonic()
+        try:
+            stream.data.apply(event)
+        except (ResyncNeeded, BookError) as exc:
+            self._resync(stream, str(exc))
+            return
+        if stream.state is not StreamState.LIVE:
+            self.set_stream_state(stream, StreamState.LIVE)
+        for handle in self._handles.get(stream.key, ()):
+            if handle.listener is not None:
+                handle.listener(event)
+
+    def set_stream_state(self, stream: Stream, state: StreamState, reason: str = "") -> None:
+        if stream.state is state and stream.reason == reason:
+            return
+        stream.state, stream.reason = state, reason
+        status = StreamStatus(stream.key, state, reason)
+        for handle in self._handles.get(stream.key, ()):
+            if handle.listener is not None:
+                handle.listener(status)
+
+    def connection_changed(self, connection: Connection) -> None:
+        if self._on_connection is not None:
+            health = connection.health()
+            self._on_connection(
+                ConnectionStatus(health.venue, health.label, health.state, health.reason, health.retry_in)
+            )
+
+    def _resync(self, stream: Stream, reason: str) -> None:
+        """Distrust the stream's state: clear it, show RESYNCING, refetch the snapshot."""
+        log.warning("resync %s: %s", stream.key, reason)
+        stream.resyncs += 1
+        stream.data.clear()
+        self.set_stream_state(stream, StreamState.RESYNCING, reason)
+        now = time.monotonic()
+        # Ask REST at most every 2 s: a venue that keeps sending bad books must not be hammered.
+        if now - self._last_resync.get(stream.key, 0.0) >= 2.0:
+            self._last_resync[stream.key] = now
+            if (connection := self._carrier.get(stream.key)) is not None:
+                connection.refresh(stream)
+
+
+def _older_than_held(stream: Stream, event: BookSnapshot) -> bool:
+    data = stream.data
+    if not isinstance(data, BookData) or data.book.empty:
+        return False
+    held = data.book.time_ms
+    return held is not None and event.time_ms is not None and event.time_ms < held

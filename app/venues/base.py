@@ -1,0 +1,149 @@
+"""The one interface every venue adapter implements.
+
+An adapter is the venue-specific part and nothing more: how to build the socket URL and the
+subscribe/unsubscribe/ping messages, how to turn one inbound frame into normalized events, how to
+fetch a REST snapshot, and which close codes are final. Connecting, liveness, backoff, reference
+counting and state all live in shared code (:mod:`app.supervisor`, :mod:`app.service`), so adding a
+venue means writing one of these and its emulator.
+
+Routing: every data event an adapter decodes carries a *route*, a hashable that names the upstream
+stream it belongs to as the venue identifies it on the wire (for Hyperliquid ``("l2Book", "BTC")``).
+:meth:`VenueAdapter.route` computes the same value for a :class:`~app.model.StreamKey`, which is how
+a frame finds its stream. Two keys with the same route (e.g. two book precisions of one coin whose
+frames cannot be told apart) are never put on the same connection.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from app.model import Channel, MarketEvent, MarketInfo, StreamKey, Venue
+from app.rest import RestClient
+
+
+class DecodeError(ValueError):
+    """A frame could not be understood; counted and reported, never fatal."""
+
+
+@dataclass(slots=True)
+class Data:
+    """A market event for the stream whose route is ``route``."""
+
+    route: Hashable
+    event: MarketEvent
+
+
+@dataclass(slots=True)
+class Ack:
+    """The venue confirmed a subscribe (or unsubscribe) request, echoing its subscription."""
+
+    subscription: Any
+    unsubscribe: bool = False
+
+
+@dataclass(slots=True)
+class VenueError:
+    """An error message from the venue; ``subscription`` is set when it names the request."""
+
+    message: str
+    subscription: Any = None
+
+
+@dataclass(slots=True)
+class Pong:
+    """The answer to the adapter's application-level ping."""
+
+
+@dataclass(slots=True)
+class Ignored:
+    """A frame with no meaning for us (a greeting, a response to nothing we track)."""
+
+
+Decoded = Data | Ack | VenueError | Pong | Ignored
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """How a connection proves it is alive.
+
+    ``ping_interval``: send a probe at least this often (keeps venues with server-silence timeouts
+    from closing us). ``probe_after``: inbound silence after which a probe is sent early, so a quiet
+    market is told apart from a dead socket. ``pong_timeout``: a probe unanswered this long means
+    the connection is dead. Shown STALE from the early probe until the answer or the timeout.
+    """
+
+    ping_interval: float = 20.0
+    probe_after: float = 5.0
+    pong_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a venue lives: WebSocket URL and REST base URL (both may carry no secrets)."""
+
+    ws_url: str
+    http_url: str
+
+
+class VenueAdapter(ABC):
+    """Speaks one venue's wire protocol. Stateless per connection, except what it documents."""
+
+    venue: ClassVar[Venue]
+    channels: ClassVar[frozenset[Channel]]
+    max_subscriptions_per_connection: ClassVar[int] = 1000
+    liveness: ClassVar[Liveness] = Liveness()
+    # Expected cadence of periodic snapshot streams: silence longer than this (with the connection
+    # alive) marks the stream stale. Event-driven channels (trades, candles) are absent: a quiet
+    # market is not a stale one.
+    stale_after: ClassVar[dict[Channel, float]] = {}
+    # Close codes that mean "do not retry" (authentication refused and the like).
+    fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
+
+    def __init__(self, endpoint: Endpoint, rest: RestClient) -> None:
+        self.endpoint = endpoint
+        self.rest = rest
+
+    def ws_url(self) -> str:
+        return self.endpoint.ws_url
+
+    def check(self, key: StreamKey) -> None:
+        """Raise ``ValueError`` with a clear message if the venue cannot serve ``key``."""
+        if key.channel not in self.channels:
+            raise ValueError(f"{self.venue} has no {key.channel} channel")
+
+    @abstractmethod
+    def route(self, key: StreamKey) -> Hashable:
+        """The route that this key's inbound data events carry (see module docstring)."""
+
+    @abstractmethod
+    def subscription(self, key: StreamKey) -> Any:
+        """The venue's subscription object for ``key``; acks and errors are matched against it."""
+
+    @abstractmethod
+    def subscribe_message(self, key: StreamKey) -> str: ...
+
+    @abstractmethod
+    def unsubscribe_message(self, key: StreamKey) -> str: ...
+
+    def ping_message(self) -> str | None:
+        """An application-level ping, or ``None`` to probe with a WebSocket ping frame."""
+        return None
+
+    @abstractmethod
+    def decode(self, frame: str | bytes) -> list[Decoded]:
+        """Decode one inbound frame; raise :class:`DecodeError` for a frame that makes no sense."""
+
+    async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
+        """Fetch the state of ``key`` over REST (used on subscribe, reconnect and resync)."""
+        return []
+
+    @abstractmethod
+    async def markets(self) -> list[MarketInfo]:
+        """Every market the venue lists, for the market picker."""
+
+    def fatal_close(self, code: int | None, reason: str) -> str | None:
+        """Why a close with this code must not be retried, or ``None`` if it may be."""
+        return self.fatal_close_codes.get(code) if code is not None else None
