@@ -1,0 +1,76 @@
+"""Command line: ``perpterm`` (the dashboard; the demo when nothing is configured) and
+``perpterm sim`` (the emulators on their own)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from app.config import INTERVALS, ConfigError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perpterm",
+        description="Terminal trading dashboard. With no configuration it runs a live demo on "
+        "built-in venue emulators over loopback. `perpterm sim --help` runs the emulators alone.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="VENUE=NETWORK|WS_URL,HTTP_URL",
+        help="point a venue at a real endpoint, e.g. hyperliquid=mainnet, hyperliquid=testnet or "
+        "hyperliquid=wss://host/ws,https://host (repeatable)",
+    )
+    parser.add_argument("--market", help="market to show first (venue name, e.g. BTC)")
+    parser.add_argument("--interval", choices=INTERVALS, help="candle interval")
+    parser.add_argument("--seed", type=int, help="demo emulator seed")
+    parser.add_argument("--theme", help="Textual theme name (e.g. perpterm-colorblind)")
+    parser.add_argument("--log", type=Path, help="write a debug log to this file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"]:
+        from app.sim.runner import main as sim_main
+
+        return sim_main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            args.config,
+            args.endpoint,
+            market=args.market,
+            interval=args.interval,
+            seed=args.seed,
+            theme=args.theme,
+        )
+    except ConfigError as exc:
+        print(f"perpterm: {exc}", file=sys.stderr)
+        return 2
+    if args.log:
+        logging.basicConfig(filename=args.log, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    from app.demo import EmulatorProcess
+    from app.ui import PerptermApp
+
+    endpoints = {}
+    for venue in settings.enabled_venues():
+        if (endpoint := settings.endpoint(venue)) is not None:
+            endpoints[venue] = endpoint
+    emulators = EmulatorProcess(settings.demo_venues(), settings.seed)
+    try:
+        if emulators.venues:
+            endpoints.update(emulators.start())
+        PerptermApp(settings, endpoints, demo=bool(emulators.venues)).run()
+    except RuntimeError as exc:
+        print(f"perpterm: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        emulators.stop()
+    return 0

@@ -1,0 +1,268 @@
+"""The Textual application: composes the widgets and binds them to the subscription service.
+
+The app owns the service (I/O) and the current selection (venue, market, interval); widgets only
+read the streams they are bound to, each on its own timer. Switching market subscribes the new
+streams before releasing the old ones, so the screen is never blank and no socket is reopened.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from app.config import INTERVALS, Settings
+from app.model import Channel, MarketInfo, StreamState, Venue
+from app.rest import RestError
+from app.service import Subscription, SubscriptionService
+from app.state import TickerData
+from app.venues import build_adapter
+from app.venues.base import Endpoint, Liveness
+from themes import register_themes
+from widgets import CandleChart, OrderBookView, StatusBar, TradeTapeView
+from widgets._text import inert
+
+
+@dataclass(slots=True)
+class Selection:
+    venue: Venue
+    market: str
+    interval: str
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every binding of the main screen, generated from the bindings themselves."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self, bindings: list[Binding]) -> None:
+        super().__init__()
+        self._bindings = bindings
+
+    def compose(self) -> ComposeResult:
+        text = Text("perpterm keys\n\n", style="bold")
+        for binding in self._bindings:
+            keys = ", ".join(_key_label(key) for key in binding.key.split(","))
+            text.append(f"  {keys:<14}", style="bold")
+            text.append(f"{binding.description}\n")
+        text.append("\n  Esc or ? closes this help.", style="dim")
+        yield Static(text, id="help-body")
+
+
+def _key_label(key: str) -> str:
+    names = {
+        "right_square_bracket": "]",
+        "left_square_bracket": "[",
+        "full_stop": ".",
+        "comma": ",",
+        "slash": "/",
+        "question_mark": "?",
+    }
+    return names.get(key, key)
+
+
+class PerptermApp(App[None]):
+    CSS_PATH = "perpterm.tcss"
+    TITLE = "perpterm"
+    BINDINGS = [
+        Binding("n,right_square_bracket", "next_market", "Next market"),
+        Binding("p,left_square_bracket", "previous_market", "Previous market"),
+        Binding("slash,m", "pick_market", "Find market"),
+        Binding("full_stop", "next_interval", "Longer candles"),
+        Binding("comma", "previous_interval", "Shorter candles"),
+        Binding("r", "retry", "Reconnect now"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: dict[Venue, Endpoint],
+        *,
+        demo: bool = False,
+        liveness: dict[Venue, Liveness] | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.endpoints = endpoints
+        self.demo = demo
+        self._liveness = liveness
+        self.selection = Selection(settings.venue, settings.market, settings.interval)
+        self.markets: list[MarketInfo] = []
+        self.service: SubscriptionService | None = None
+        self._handles: dict[Channel, Subscription] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        with Horizontal(id="main"):
+            yield OrderBookView(id="book")
+            with Vertical(id="right"):
+                yield CandleChart(id="chart")
+                yield TradeTapeView(id="tape")
+        yield StatusBar(health=self._health, hint="? help  / markets  q quit", id="status")
+
+    def _health(self):  # noqa: ANN202 - the StatusBar's callable
+        return [] if self.service is None else self.service.health()
+
+    async def on_mount(self) -> None:
+        register_themes(self)
+        self.theme = self.settings.theme
+        self.service = SubscriptionService(
+            [build_adapter(venue, endpoint) for venue, endpoint in self.endpoints.items()],
+            liveness=self._liveness,
+        )
+        self._bind_selection()
+        self._load_markets()
+        self.set_interval(0.5, self._update_header)
+        # Textual allocates many short-lived objects; gen-2 collections set the latency tail.
+        gc.collect()
+        gc.freeze()
+
+    async def on_unmount(self) -> None:
+        if self.service is not None:
+            await self.service.close()
+
+    # --- selection ----------------------------------------------------------------------------
+
+    def _bind_selection(self) -> None:
+        """Subscribe the selected market's streams, rebind widgets, then release the old ones."""
+        assert self.service is not None
+        sel = self.selection
+        wanted = {
+            Channel.BOOK: (sel.market, None),
+            Channel.TRADES: (sel.market, None),
+            Channel.CANDLES: (sel.market, {"interval": sel.interval}),
+            Channel.TICKER: (sel.market, None),
+        }
+        old = self._handles
+        self._handles = {}
+        for channel, (market, params) in wanted.items():
+            try:
+                self._handles[channel] = self.service.subscribe(sel.venue, channel, market, params)
+            except (KeyError, ValueError) as exc:
+                self.notify(str(exc), severity="error")
+        self.query_one(OrderBookView).bind(self._stream(Channel.BOOK))
+        self.query_one(TradeTapeView).bind(self._stream(Channel.TRADES))
+        self.query_one(CandleChart).bind(self._stream(Channel.CANDLES))
+        for handle in old.values():
+            handle.close()
+        self._update_header()
+
+    def _stream(self, channel: Channel):  # noqa: ANN202
+        handle = self._handles.get(channel)
+        return None if handle is None else handle.stream
+
+    def select(self, market: str | None = None, interval: str | None = None) -> None:
+        if market is not None:
+            self.selection.market = market
+        if interval is not None:
+            self.selection.interval = interval
+        self._bind_selection()
+
+    @work(exclusive=True, group="markets")
+    async def _load_markets(self) -> None:
+        assert self.service is not None
+        try:
+            markets = await self.service.markets(self.selection.venue)
+        except (RestError, KeyError, TypeError, ValueError) as exc:
+            self.notify(f"market list unavailable: {inert(str(exc))}", severity="warning")
+            return
+        self.markets = markets
+
+    def _market_names(self) -> list[str]:
+        names = [m.market for m in self.markets]
+        return names or [self.selection.market]
+
+    def _step_market(self, step: int) -> None:
+        names = self._market_names()
+        current = self.selection.market
+        index = names.index(current) if current in names else -step
+        self.select(market=names[(index + step) % len(names)])
+
+    def action_next_market(self) -> None:
+        self._step_market(1)
+
+    def action_previous_market(self) -> None:
+        self._step_market(-1)
+
+    def _step_interval(self, step: int) -> None:
+        index = INTERVALS.index(self.selection.interval) if self.selection.interval in INTERVALS else 0
+        self.select(interval=INTERVALS[(index + step) % len(INTERVALS)])
+
+    def action_next_interval(self) -> None:
+        self._step_interval(1)
+
+    def action_previous_interval(self) -> None:
+        self._step_interval(-1)
+
+    def action_pick_market(self) -> None:
+        markets = self.markets or [
+            MarketInfo(self.selection.venue, self.selection.market, self.selection.market, "perp")
+        ]
+        self.search_commands(
+            [
+                (
+                    inert(f"{m.display}  {m.venue}"),
+                    lambda name=m.market: self.select(market=name),
+                    inert(f"{m.kind} {m.market}"),
+                )
+                for m in markets
+            ],
+            placeholder="Find a market…",
+        )
+
+    def action_retry(self) -> None:
+        if self.service is not None:
+            self.service.retry()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(list(self.BINDINGS)))
+
+    # --- header -------------------------------------------------------------------------------
+
+    def _display_name(self) -> str:
+        for market in self.markets:
+            if market.market == self.selection.market:
+                return market.display
+        return self.selection.market
+
+    def _update_header(self) -> None:
+        header = Text()
+        header.append(" perpterm ", style="bold reverse")
+        if self.demo:
+            header.append(" DEMO ", style="bold black on yellow")
+        header.append(f"  {self.selection.venue}  ", style="dim")
+        header.append(inert(self._display_name()), style="bold")
+        header.append(f"  {self.selection.interval}", style="dim")
+        ticker_stream = self._stream(Channel.TICKER)
+        if ticker_stream is not None and isinstance(ticker_stream.data, TickerData):
+            ticker = ticker_stream.data.ticker
+            if ticker is not None:
+                live = ticker_stream.state is StreamState.LIVE
+                style = "" if live else "dim"
+                if ticker.mark:
+                    header.append(f"   mark {inert(ticker.mark)}", style=style)
+                if ticker.index:
+                    header.append(f"  index {inert(ticker.index)}", style=style)
+                if ticker.funding_rate:
+                    header.append(f"  funding {inert(ticker.funding_rate)}/h", style=style)
+                change = _change_24h(ticker.mark, ticker.prev_day_price)
+                if change is not None:
+                    header.append(f"  24h {change:+.2f}%", style="green" if change >= 0 else "red")
+        self.query_one("#header", Static).update(header)
+
+
+def _change_24h(mark: str | None, previous: str | None) -> float | None:
+    try:
+        now, before = float(mark or ""), float(previous or "")
+    except ValueError:
+        return None
+    return None if before == 0 else (now / before - 1) * 100
