@@ -1,0 +1,117 @@
+"""The order-book ladder: asks above, the spread and mid in the middle, bids below.
+
+Each side shows price, size and cumulative size, with a depth bar behind the row proportional to
+the cumulative size (one scale for both sides, so the deeper side looks deeper). As many levels as
+the height allows are shown, the same number per side, best prices next to the spread row.
+Everything is drawn from the exact :class:`~decimal.Decimal` book; decimals come from the visible
+levels so the columns line up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import ClassVar
+
+from textual.strip import Strip
+
+from app.book import DepthLevel
+from app.state import BookData, Stream
+from widgets._base import Piece, StreamView, column_widths, row_strip
+from widgets._format import common_decimals, decimals_of, format_decimal
+
+_BPS = Decimal(10_000)
+_HUNDREDTH = Decimal("0.01")
+
+
+class OrderBookView(StreamView):
+    """A live depth ladder of one market's book (Line API, rebuilt only on a new generation)."""
+
+    DEFAULT_CSS = """
+    OrderBookView {
+        & > .orderbook--bid { color: $success; }
+        & > .orderbook--ask { color: $error; }
+        & > .orderbook--bar-bid { background: $success 18%; }
+        & > .orderbook--bar-ask { background: $error 18%; }
+        & > .orderbook--spread { color: $text-muted; background: $boost; }
+    }
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "orderbook--bid",
+        "orderbook--ask",
+        "orderbook--bar-bid",
+        "orderbook--bar-ask",
+        "orderbook--spread",
+    }
+
+    def render_body(self, stream: Stream, width: int, height: int, dimmed: bool) -> list[Strip]:
+        assert isinstance(stream.data, BookData)
+        book = stream.data.book
+        if book.empty:
+            return self.notice("empty book", width)
+        depth = max(0, (height - 2) // 2)  # minus the column header and the spread row
+        bids, asks = book.top(depth)
+
+        price_decimals = common_decimals(level.price for level in (*bids, *asks))
+        size_decimals = common_decimals(level.size for level in (*bids, *asks))
+
+        def cells(level: DepthLevel) -> list[str]:
+            return [
+                format_decimal(level.price, price_decimals),
+                format_decimal(level.size, size_decimals),
+                format_decimal(level.total, size_decimals),
+            ]
+
+        ask_rows = [cells(level) for level in asks]
+        bid_rows = [cells(level) for level in bids]
+        widths = column_widths([["Price", "Size", "Total"], *ask_rows, *bid_rows], width)
+        deepest = max((side[-1].total for side in (bids, asks) if side), default=Decimal(0))
+        base = self.rich_style
+
+        def ladder_row(row: list[str], level: DepthLevel, side: str) -> Strip:
+            price, size, total = (cell.rjust(cells) for cell, cells in zip(row, widths))
+            pieces: list[Piece] = [
+                (price, self.style(f"orderbook--{side}", dimmed)),
+                (size + total, self.text_style(dimmed)),
+            ]
+            if dimmed or not deepest:
+                return row_strip(pieces, width, base)
+            bar = max(1, round(level.total / deepest * width))
+            return row_strip(pieces, width, base, bar=bar, bar_style=self.style(f"orderbook--bar-{side}"))
+
+        header = "".join(title.rjust(cells) for title, cells in zip(("Price", "Size", "Total"), widths))
+        blank = Strip.blank(width, base)
+        lines = [row_strip([(header, self.style("stream--column-header"))], width, base)]
+        lines += [blank] * (depth - len(asks))
+        lines += [ladder_row(row, level, "ask") for row, level in zip(ask_rows, asks)][::-1]
+        lines.append(self._spread_row(book.best_bid, book.best_ask, price_decimals, width, dimmed))
+        lines += [ladder_row(row, level, "bid") for row, level in zip(bid_rows, bids)]
+        return lines
+
+    def _spread_row(
+        self,
+        bid: Decimal | None,
+        ask: Decimal | None,
+        price_decimals: int,
+        width: int,
+        dimmed: bool,
+    ) -> Strip:
+        """Spread (absolute and in bps) and mid, centred; the longest variant that fits."""
+        if bid is None or ask is None:
+            variants: Sequence[str] = ("no bids" if bid is None else "no asks",)
+        else:
+            spread = format_decimal(ask - bid, price_decimals)
+            mid_value = (bid + ask) / 2
+            mid = format_decimal(mid_value, max(price_decimals, decimals_of(mid_value)))
+            bps = ((ask - bid) / mid_value * _BPS).quantize(_HUNDREDTH)
+            variants = (
+                f"spread {spread}  {bps} bps  mid {mid}",
+                f"{spread}  {bps} bps  {mid}",
+                f"{spread} {bps}bps",
+                spread,
+            )
+        text = next((variant for variant in variants if len(variant) <= width), variants[-1])
+        style = self.style("orderbook--spread", dimmed)
+        return row_strip([(text.center(width), style)], width, style)
+
