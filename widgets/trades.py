@@ -2,8 +2,8 @@
 
 Times are the venue's trade times in UTC (the column says so), so two screens in different time
 zones read the same tape. Besides colour, each row carries a side mark (▲ buy, ▼ sell) so the tape
-still reads without colour (NO_COLOR, a colour-blind palette). Trades at or above the 90th
-percentile of recent sizes are emphasized.
+still reads without colour (NO_COLOR, a colour-blind palette). Trades larger than the 90th
+percentile of recent sizes are emphasized (strictly larger, so a tape of equal sizes has none).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _SIDE_COMPONENT = {Side.BUY: "trades--buy", Side.SELL: "trades--sell"}
 
 
 def large_trade_threshold(sizes: list[Decimal]) -> Decimal | None:
-    """Smallest size counted as large among ``sizes``, or ``None`` when there are too few."""
+    """Size above which a trade counts as large (the 90th percentile), ``None`` if too few."""
     if len(sizes) < MIN_TRADES_FOR_EMPHASIS:
         return None
     ordered = sorted(sizes)
@@ -102,7 +102,7 @@ class TradeTapeView(StreamView):
         lines = [line(heading, header, header)]
         for trade, size, row in zip(visible, sizes, rows):
             side = self.style(_SIDE_COMPONENT.get(trade.side, "stream--notice"), dimmed)
-            if not dimmed and threshold is not None and size is not None and size >= threshold:
+            if not dimmed and threshold is not None and size is not None and size > threshold:
                 side += large
             lines.append(line(row, time_style, side))
         return lines
