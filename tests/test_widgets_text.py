@@ -79,6 +79,6 @@ def test_ages_rates_and_times() -> None:
 
 def test_column_widths_fill_the_width() -> None:
     widths = column_widths([["Price", "Size"], ["65,000.5", "1.25"]], 20)
-    assert sum(widths) == 20
+    assert sum(widths) == 19  # and a right margin
     assert widths[0] >= len("65,000.5") + 1
     assert column_widths([["abc"]], 2) == [4]  # never narrower than the text plus a gap

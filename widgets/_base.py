@@ -58,9 +58,10 @@ def row_strip(
 
 
 def column_widths(rows: Iterable[Sequence[str]], width: int) -> list[int]:
-    """Widths of text columns that fill ``width``: each at least its widest cell plus a gap.
+    """Widths of text columns that fill ``width`` but its last cell (a right margin).
 
-    Spare cells are shared out evenly so right-aligned columns spread across the widget.
+    Each column is at least its widest cell plus a one-cell gap; spare cells are shared out evenly
+    so right-aligned columns spread across the widget.
     """
     natural: list[int] = []
     for row in rows:
@@ -70,7 +71,7 @@ def column_widths(rows: Iterable[Sequence[str]], width: int) -> list[int]:
             natural[index] = max(natural[index], len(cell) + 1)
     if not natural:
         return []
-    spare = max(0, width - sum(natural))
+    spare = max(0, width - 1 - sum(natural))
     share, extra = divmod(spare, len(natural))
     return [cells + share + (index < extra) for index, cells in enumerate(natural)]
 
