@@ -1,0 +1,467 @@
+"""The emulator server mechanism every venue emulator is built on.
+
+Why one base: the client's supervisor (reconnect, stale detection, resubscribe, resync) must be
+tested against the same faults on every venue, and the benchmark needs the same flood path
+everywhere. So the transport, the clock, the fault controls and the statistics live here, and a venue
+subclass (``app.sim.hyperliquid`` ...) only adds its paths, its message handling and its frame
+formats.
+
+One aiohttp application serves HTTP and WebSocket on ONE port, because the venues put REST
+(``POST /info``) and streams on the same host, and because the ``websockets`` library cannot read
+POST bodies.
+
+Clock: an :class:`~app.sim.engine.MarketEngine` on a virtual millisecond clock. With ``autostep``
+(the default) a tick loop advances it by the wall time that passed, so the emulator looks live; with
+``autostep=False`` nothing moves until a test calls :meth:`EmulatorServer.advance`, which makes every
+frame's content a function of the seed and the ``advance`` calls only.
+
+Fault controls, for the reconnect supervisor's tests (all synchronous unless noted):
+
+* :meth:`~EmulatorServer.drop_all` aborts every open connection at TCP level (RST, no close frame);
+* :meth:`~EmulatorServer.stall` freezes the server: sockets stay open, nothing is sent (no data, no
+  pong, no answer to requests; HTTP requests hang) until un-stalled, then work resumes;
+* :meth:`~EmulatorServer.refuse` stops listening (new connects get ECONNREFUSED) and drops existing
+  connections; ``refuse(False)`` listens again on the same port before it returns;
+* ``await`` :meth:`~EmulatorServer.restart` closes every WebSocket with 1012 (service restart), stops
+  listening and listens again on the same port, keeping the engine (design decision: the close code
+  is the one RFC 6455 registers for a restart);
+* :meth:`~EmulatorServer.reject_new_connections` accepts the upgrade and closes it at once with a given
+  code and reason (e.g. 4001 "unauthorized"); ``None`` turns it off;
+* ``flood`` (venue-specific) sends frames as fast as the transport takes them via
+  :meth:`~EmulatorServer.send_burst`.
+
+Server-silence idle close: a connection the server has sent nothing to for ``idle_timeout`` seconds
+is closed with 1000 (Hyperliquid reference §2.3, 60 s; the close code is a design decision there).
+
+Slow consumers: writes never wait in the tick loop; a client whose unread output exceeds
+``write_buffer_limit`` bytes is dropped (as real venues do) instead of stalling everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from aiohttp import WSMessage, WSMsgType, web
+
+from app.sim.engine import MarketEngine, StepEvents
+
+__all__ = ["DEFAULT_SEED", "EmulatorServer", "EmulatorStats", "WsConnection"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 1
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_SERVICE_RESTART = 1012
+
+
+@dataclass(slots=True)
+class EmulatorStats:
+    """Counters since the server object was created (they survive restart)."""
+
+    connections_accepted: int = 0  # WebSocket upgrades
+    http_requests: int = 0
+    frames_sent: int = 0  # WebSocket data frames, all connections
+    frames_received: int = 0
+    dropped_slow_consumers: int = 0
+    idle_closes: int = 0
+
+
+class WsConnection:
+    """One upgraded WebSocket client. Venue subclasses keep their per-connection state in ``state``."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, server: EmulatorServer, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self.id = next(self._ids)
+        self.server = server
+        self.request = request
+        self.ws = ws
+        self.transport = request.transport
+        self.last_sent = time.monotonic()
+        self.state: dict[str, Any] = {}
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed or self.transport is None or self.transport.is_closing()
+
+    async def send(self, frame: bytes, *, backpressure: bool = False) -> bool:
+        """Send one text frame (already encoded JSON). Returns False if it was not sent.
+
+        Without ``backpressure`` (the live feeds) the write never waits: a connection whose send buffer
+        is over the limit is aborted as a slow consumer. With it (floods) the call awaits the drain.
+        """
+        server = self.server
+        if server.stalled or self.closed:
+            return False
+        if not backpressure and self.transport.get_write_buffer_size() > server.write_buffer_limit:
+            server.stats.dropped_slow_consumers += 1
+            log.info("dropping slow consumer %s", self.id)
+            self.abort()
+            return False
+        try:
+            await self.ws.send_frame(frame, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError):
+            return False
+        self.last_sent = time.monotonic()
+        server.stats.frames_sent += 1
+        return True
+
+    async def pong(self, payload: bytes) -> None:
+        if not self.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.pong(payload)
+                self.last_sent = time.monotonic()
+
+    async def close(self, code: int, reason: str = "") -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
+            await self.ws.close(code=code, message=reason.encode())
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class EmulatorServer:
+    """HTTP + WebSocket emulator of one venue on one port, driven by a :class:`MarketEngine`.
+
+    Subclasses set :attr:`venue`, :attr:`ws_path`, optionally :attr:`greeting_text`, and override
+    :meth:`http_routes`, :meth:`on_ws_open`, :meth:`on_ws_message`, :meth:`on_ws_close` and
+    :meth:`on_step`.
+    """
+
+    venue: ClassVar[str] = ""
+    ws_path: ClassVar[str] = "/ws"
+    greeting_text: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        seed: int = DEFAULT_SEED,
+        engine: MarketEngine | None = None,
+        start_ms: int | None = None,
+        tick_interval: float = 0.1,
+        idle_timeout: float = 60.0,
+        greeting: bool = False,
+        autostep: bool = True,
+        write_buffer_limit: int = 8 << 20,
+        max_message_size: int = 1 << 20,
+    ) -> None:
+        self.seed = seed
+        self.engine = engine or MarketEngine(seed, start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms)
+        self.tick_interval = tick_interval
+        self.idle_timeout = idle_timeout
+        self.greeting = greeting
+        self.autostep = autostep
+        self.write_buffer_limit = write_buffer_limit
+        self.max_message_size = max_message_size
+        self.stats = EmulatorStats()
+        self.connections: set[WsConnection] = set()
+        self._host = "127.0.0.1"
+        self._port = 0
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._step_lock = asyncio.Lock()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._rejection: tuple[int, str] | None = None
+        self._virtual_anchor = (self.engine.now_ms, time.monotonic())
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self._url_host}:{self._port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self._url_host}:{self._port}{self.ws_path}"
+
+    @property
+    def _url_host(self) -> str:
+        return f"[{self._host}]" if ":" in self._host else self._host
+
+    @property
+    def stalled(self) -> bool:
+        return not self._resumed.is_set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        """Listen on ``host:port`` (0 picks a free port) and start the tick loop."""
+        if self._runner is not None:
+            raise RuntimeError("emulator already started")
+        self._host = host
+        app = web.Application(middlewares=[self._http_middleware], client_max_size=self.max_message_size)
+        app.router.add_get(self.ws_path, self._ws_handler)
+        app.router.add_routes(self.http_routes())
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        sock = self._bind(host, port)
+        self._port = sock.getsockname()[1]
+        self._listener = await asyncio.get_running_loop().create_server(self._runner.server, sock=sock)
+        self._virtual_anchor = (self.engine.now_ms, time.monotonic())
+        self._tick_task = asyncio.create_task(self._tick_loop(), name=f"{self.venue}-tick")
+        return self
+
+    async def stop(self) -> None:
+        """Close every connection (1001), stop listening and stop every loop."""
+        if self._runner is None:
+            return
+        self._resumed.set()
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+            self._tick_task = None
+        await self._stop_listening()
+        await self._close_all(CLOSE_GOING_AWAY, "server shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _bind(self, host: str, port: int) -> socket.socket:
+        """Bind and listen synchronously, so the port accepts connections when this returns."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    async def _stop_listening(self) -> None:
+        if self._relisten is not None:
+            await self._relisten
+            self._relisten = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    # -- clock -----------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        """The virtual clock between steps: last step's time plus wall time since (autostep only)."""
+        anchor_ms, anchor_mono = self._virtual_anchor
+        if not self.autostep:
+            return anchor_ms
+        return anchor_ms + int((time.monotonic() - anchor_mono) * 1000)
+
+    async def advance(self, dt_ms: int) -> StepEvents:
+        """Step the engine by ``dt_ms`` and publish what happened (what the tick loop calls)."""
+        async with self._step_lock:
+            events = self.engine.step(dt_ms)
+            self._virtual_anchor = (self.engine.now_ms, time.monotonic())
+            await self.on_step(events)
+            return events
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        carried_ms = 0.0
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            now = loop.time()
+            carried_ms += (now - last) * 1000
+            last = now
+            try:
+                if self.autostep and carried_ms >= 1:
+                    step = int(carried_ms)
+                    carried_ms -= step
+                    await self.advance(step)
+                self._close_idle()
+            except Exception:  # a bug in a venue's publisher must not stop the market
+                log.exception("%s emulator tick failed", self.venue)
+
+    def _close_idle(self) -> None:
+        if self.stalled:
+            return
+        deadline = time.monotonic() - self.idle_timeout
+        for conn in list(self.connections):
+            if conn.last_sent < deadline and not conn.closed:
+                self.stats.idle_closes += 1
+                self.spawn(conn.close(CLOSE_NORMAL, "idle timeout"))
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Run a coroutine in the background, owned (and cancelled on stop) by this server."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- transport -------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _http_middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path != self.ws_path:
+            self.stats.http_requests += 1
+        await self._resumed.wait()
+        return await handler(request)
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=self.max_message_size)
+        await ws.prepare(request)
+        self.stats.connections_accepted += 1
+        if request.transport is not None:
+            request.transport.set_write_buffer_limits(high=self.write_buffer_limit)
+        conn = WsConnection(self, request, ws)
+        if self._rejection is not None:
+            code, reason = self._rejection
+            await conn.close(code, reason)
+            return ws
+        self.connections.add(conn)
+        try:
+            if self.greeting and self.greeting_text is not None:
+                await conn.send(self.greeting_text.encode())
+            await self.on_ws_open(conn)
+            async for message in ws:
+                await self._resumed.wait()
+                try:
+                    await self._dispatch(conn, message)
+                except Exception:  # untrusted input must never take the server or the socket down
+                    log.exception("%s connection %s: message handling failed", self.venue, conn.id)
+        finally:
+            self.connections.discard(conn)
+            self.on_ws_close(conn)
+        return ws
+
+    async def _dispatch(self, conn: WsConnection, message: WSMessage) -> None:
+        if message.type is WSMsgType.TEXT:
+            self.stats.frames_received += 1
+            await self.on_ws_message(conn, message.data)
+        elif message.type is WSMsgType.BINARY:
+            self.stats.frames_received += 1
+            await self.on_ws_message(conn, message.data.decode("utf-8", "replace"))
+        elif message.type is WSMsgType.PING:
+            await conn.pong(message.data)
+
+    async def broadcast(self, connections: Iterable[WsConnection], frame: bytes) -> None:
+        """Send one encoded frame to each connection (never waits on a slow one)."""
+        for conn in list(connections):
+            await conn.send(frame)
+
+    async def send_burst(self, connections: Iterable[WsConnection], frames: Iterable[bytes]) -> int:
+        """Send frames back to back to every connection, awaiting the transport's drain as needed."""
+        targets = list(connections)
+        sent = 0
+        for frame in frames:
+            for conn in targets:
+                sent += await conn.send(frame, backpressure=True)
+        return sent
+
+    async def _close_all(self, code: int, reason: str) -> None:
+        conns = list(self.connections)
+        if conns:
+            closes = [asyncio.wait_for(conn.close(code, reason), 2.0) for conn in conns]
+            await asyncio.gather(*closes, return_exceptions=True)
+        self._abort_all()
+
+    def _abort_all(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+        if self._runner is not None and self._runner.server is not None:
+            for handler in self._runner.server.connections:
+                if handler.transport is not None:
+                    handler.transport.abort()
+
+    # -- fault controls --------------------------------------------------------------------------
+
+    def drop_all(self) -> None:
+        """Abort every open connection (WebSocket and HTTP keep-alive) with a TCP reset."""
+        self._abort_all()
+
+    def stall(self, on: bool = True) -> None:
+        """Freeze (``True``) or resume (``False``) all sending and request handling."""
+        if on:
+            self._resumed.clear()
+            return
+        now = time.monotonic()
+        for conn in self.connections:
+            conn.last_sent = now  # the idle clock did not run while frozen
+        self._resumed.set()
+
+    def refuse(self, on: bool = True) -> None:
+        """Stop listening and drop every connection, or listen again on the same port."""
+        if on:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            self._abort_all()
+            return
+        if self._listener is not None or self._relisten is not None:
+            return
+        sock = self._bind(self._host, self._port)
+        self._relisten = asyncio.get_running_loop().create_task(self._serve(sock))
+
+    async def _serve(self, sock: socket.socket) -> None:
+        assert self._runner is not None and self._runner.server is not None
+        self._listener = await asyncio.get_running_loop().create_server(self._runner.server, sock=sock)
+        self._relisten = None
+
+    async def restart(self) -> None:
+        """Close every WebSocket (1012), stop listening, listen again on the same port.
+
+        Connections start fresh (the venue state lives on the connections); the engine, the
+        statistics and the port stay; stall and rejection are cleared.
+        """
+        await self._stop_listening()
+        self._resumed.set()
+        self._rejection = None
+        await self._close_all(CLOSE_SERVICE_RESTART, "service restart")
+        self.refuse(False)
+        if self._relisten is not None:
+            await self._relisten
+
+    def reject_new_connections(self, close_code: int | None, reason: str = "") -> None:
+        """Close every new WebSocket right after the upgrade with ``close_code`` (None: accept again)."""
+        self._rejection = None if close_code is None else (close_code, reason)
+
+    # -- venue hooks -----------------------------------------------------------------------------
+
+    def http_routes(self) -> list[web.RouteDef]:
+        return []
+
+    async def on_ws_open(self, conn: WsConnection) -> None:
+        """Called after the upgrade (and the optional greeting)."""
+
+    async def on_ws_message(self, conn: WsConnection, text: str) -> None:
+        """Called for every text (or binary, decoded) frame from the client."""
+
+    def on_ws_close(self, conn: WsConnection) -> None:
+        """Called once when a connection ends, whatever the reason."""
+
+    async def on_step(self, events: StepEvents) -> None:
+        """Called after every engine step: push what the venue pushes."""
