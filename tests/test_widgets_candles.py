@@ -26,7 +26,9 @@ def candle(index: int, close: str = "") -> Candle:
 
 
 def candle_stream(count: int, state: StreamState = StreamState.LIVE) -> Stream:
-    stream = Stream(StreamKey(Venue.HYPERLIQUID, Channel.CANDLES, "BTC", freeze_params({"interval": "1m"})))
+    stream = Stream(
+        StreamKey(Venue.HYPERLIQUID, Channel.CANDLES, "BTC", freeze_params({"interval": "1m"}))
+    )
     stream.data.apply(CandleHistory("BTC", "1m", [candle(i) for i in range(count)]))
     stream.state = state
     return stream
@@ -72,7 +74,12 @@ async def test_title_axis_labels_and_candles(plotted: list[Sequence[Candle]]) ->
         await pilot.pause()
         shown = lines(view)
         up = view.get_component_rich_style("candles--up").color
-        colours = {segment.style.color for y in range(view.size.height) for segment in view.render_line(y) if segment.style}
+        colours = {
+            segment.style.color
+            for y in range(view.size.height)
+            for segment in view.render_line(y)
+            if segment.style
+        }
     assert shown[0].split()[:6] == ["BTC", "·", "hyperliquid", "1m", "UTC", "last"]
     assert shown[0].split()[6] == "198"  # the exact last close of candle 99
     assert "LIVE" in shown[0]

@@ -112,7 +112,9 @@ async def test_depth_bar_is_a_background_proportional_to_the_total() -> None:
         bid_colour = view.get_component_rich_style("orderbook--bid").color
 
     def bar_cells(strip: Strip) -> int:
-        return sum(len(segment.text) for segment in strip if segment.style and segment.style.bgcolor == bar)
+        return sum(
+            len(segment.text) for segment in strip if segment.style and segment.style.bgcolor == bar
+        )
 
     assert bar_cells(deepest) == round(40 * 3.75 / 4.625)
     assert bar_cells(best_bid) == round(40 * 1.5 / 4.625)

@@ -1,7 +1,7 @@
 """SVG snapshots of the widgets with fixed data, size and clock, to catch layout regressions.
 
-Update the baselines deliberately: ``python -m pytest tests/test_widgets_snapshot.py --snapshot-update``
-and look at the report before committing them.
+Update the baselines deliberately (``python -m pytest tests/test_widgets_snapshot.py
+--snapshot-update``) and look at the report before committing them.
 """
 
 from __future__ import annotations
@@ -53,9 +53,16 @@ def book(state: StreamState = StreamState.LIVE) -> Stream:
 def tape(state: StreamState = StreamState.LIVE) -> Stream:
     result = stream(Channel.TRADES, state)
     trades = [
-        Trade("BTC", f"{65000 + (i % 5) * 0.5:.1f}", f"{0.01 * (1 + i % 9):.3f}", Side.BUY if i % 3 else Side.SELL, T0 + i * 731, str(i))
+        Trade(
+            "BTC",
+            f"{65000 + (i % 5) * 0.5:.1f}",
+            f"{0.01 * (1 + i % 9):.3f}",
+            Side.BUY if i % 3 else Side.SELL,
+            T0 + i * 731,
+            str(i),
+        )
         for i in range(30)
-    ]  # fmt: skip
+    ]
     trades.append(Trade("BTC", "65001.5", "4.2", Side.BUY, T0 + 30 * 731, "whale"))
     result.data.apply(Trades("BTC", trades))
     return result
@@ -77,10 +84,14 @@ def chart(state: StreamState = StreamState.LIVE) -> Stream:
 
 
 def health() -> list[ConnectionHealth]:
+    live = ConnectionHealth(
+        Venue.HYPERLIQUID, "hyperliquid#1", ConnectionState.LIVE, data_age=0.2, message_rate=42
+    )
+    live.reconnects = 1
     return [
-        ConnectionHealth(Venue.HYPERLIQUID, "hyperliquid#1", ConnectionState.LIVE, data_age=0.2, message_rate=42, reconnects=1),
+        live,
         ConnectionHealth(Venue.ASTER, "aster#1", ConnectionState.RECONNECTING, retry_in=3),
-    ]  # fmt: skip
+    ]
 
 
 class BookAndTape(App[None]):

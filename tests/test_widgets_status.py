@@ -46,7 +46,9 @@ async def test_each_connection_state_reads_and_is_colour_coded() -> None:
         def colour(component: str) -> object:
             return bar.get_component_rich_style(component).color
 
-        live = await show(health(ConnectionState.LIVE, data_age=0.34, message_rate=142.2, reconnects=2))
+        live = await show(
+            health(ConnectionState.LIVE, data_age=0.34, message_rate=142.2, reconnects=2)
+        )
         assert "hyperliquid#1 live 0.3s 142 msg/s ↻2" in live.text
         assert style_at(live, "live").color == colour("status--live")
         assert live.text.endswith("? help  q quit ")
@@ -107,7 +109,9 @@ async def test_repaints_only_when_the_text_changes() -> None:
 
 
 async def test_the_hint_keeps_its_place_on_a_narrow_screen() -> None:
-    bar = StatusBar(lambda: [health(ConnectionState.LIVE, data_age=0.1, message_rate=5)] * 4, hint="q quit")
+    bar = StatusBar(
+        lambda: [health(ConnectionState.LIVE, data_age=0.1, message_rate=5)] * 4, hint="q quit"
+    )
     async with StatusApp(bar).run_test(size=(40, 3)) as pilot:
         await pilot.pause()
         line = bar.render_line(0)

@@ -3,8 +3,9 @@
 from decimal import Decimal
 
 import pytest
+from rich.style import Style
 
-from widgets._base import column_widths
+from widgets._base import column_widths, row_strip
 from widgets._format import (
     common_decimals,
     decimals_of,
@@ -82,3 +83,13 @@ def test_column_widths_fill_the_width() -> None:
     assert sum(widths) == 19  # and a right margin
     assert widths[0] >= len("65,000.5") + 1
     assert column_widths([["abc"]], 2) == [4]  # never narrower than the text plus a gap
+
+
+def test_row_strip_is_exactly_as_wide_as_asked() -> None:
+    base, text, bar = Style(), Style(bold=True), Style(bgcolor="red")
+    assert row_strip([("比特币 BTC", text)], 5, base).cell_length == 5  # wide glyphs cropped
+    strip = row_strip([("ab", text), ("cd", base)], 8, base, bar=3, bar_style=bar)
+    assert strip.text == "abcd    " and strip.cell_length == 8
+    barred = [seg.text for seg in strip if seg.style and seg.style.bgcolor == bar.bgcolor]
+    assert "".join(barred) == "   "
+    assert all(seg.style and seg.style.bold for seg in strip if seg.text == "ab")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -43,18 +44,27 @@ def row_strip(
     bar: int = 0,
     bar_style: Style | None = None,
 ) -> Strip:
-    """One line exactly ``width`` cells wide; the ``bar`` cells at the right get ``bar_style``'s background.
+    """One line exactly ``width`` cells wide, the last ``bar`` cells on ``bar_style``'s background.
 
     Only the background is taken, so a depth bar sits behind the text and never hides a number.
     """
-    strip = Strip([Segment(text, style) for text, style in pieces if text])
-    strip = strip.crop_extend(0, width, base)
+    segments: list[Segment] = []
+    room = width
+    for text, style in pieces:
+        cells = cell_len(text)
+        if cells > room:
+            text, cells = set_cell_size(text, room), room
+        if cells:
+            segments.append(Segment(text, style))
+            room -= cells
+    if room:
+        segments.append(Segment(" " * room, base))
     bar = min(bar, width)
-    if bar <= 0 or bar_style is None or bar_style.bgcolor is None:
-        return strip
-    background = Style(bgcolor=bar_style.bgcolor)
-    barred = Segment.apply_style(strip.crop(width - bar), post_style=background)
-    return Strip.join([strip.crop(0, width - bar), Strip(barred, bar)])
+    if bar > 0 and bar_style is not None and bar_style.bgcolor is not None:
+        background = Style(bgcolor=bar_style.bgcolor)
+        plain, barred = Segment.divide(segments, [width - bar, width])
+        segments = plain + [Segment(text, style + background) for text, style, _ in barred]
+    return Strip(segments, width)
 
 
 def column_widths(rows: Iterable[Sequence[str]], width: int) -> list[int]:
@@ -234,10 +244,10 @@ class StreamView(PollingLineWidget):
         return ""
 
     def style(self, component: str, dimmed: bool = False) -> Style:
-        """The theme's style for ``component``; every component looks the same muted way when dimmed."""
+        """The theme's style for ``component``; all components share one muted look when dimmed."""
         return self.get_component_rich_style("stream--dim" if dimmed else component)
 
-    def text_style(self, dimmed: bool = False) -> Style:
+    def plain_style(self, dimmed: bool = False) -> Style:
         """The widget's plain text style, or the muted one when dimmed."""
         return self.style("stream--dim") if dimmed else self.rich_style
 

@@ -74,7 +74,9 @@ def plot_candles(candles: Sequence[Candle], width: int, height: int, up: RGB, do
     plt.frame(False)
     if drawable:
         shown = [candle for candle, _ in drawable]
-        opens, highs, lows, closes = (list(column) for column in zip(*(ohlc for _, ohlc in drawable)))
+        opens, highs, lows, closes = (
+            list(column) for column in zip(*(ohlc for _, ohlc in drawable))
+        )
         plt.candlestick(
             list(range(len(shown))),
             {"Open": opens, "High": highs, "Low": lows, "Close": closes},

@@ -17,7 +17,7 @@ from textual.strip import Strip
 
 from app.book import DepthLevel
 from app.state import BookData, Stream
-from widgets._base import Piece, StreamView, column_widths, row_strip
+from widgets._base import StreamView, column_widths, row_strip
 from widgets._format import common_decimals, decimals_of, format_decimal
 
 _BPS = Decimal(10_000)
@@ -68,25 +68,28 @@ class OrderBookView(StreamView):
         widths = column_widths([["Price", "Size", "Total"], *ask_rows, *bid_rows], width)
         deepest = max((side[-1].total for side in (bids, asks) if side), default=Decimal(0))
         base = self.rich_style
+        plain = self.plain_style(dimmed)
 
-        def ladder_row(row: list[str], level: DepthLevel, side: str) -> Strip:
-            price, size, total = (cell.rjust(cells) for cell, cells in zip(row, widths))
-            pieces: list[Piece] = [
-                (price, self.style(f"orderbook--{side}", dimmed)),
-                (size + total, self.text_style(dimmed)),
-            ]
-            if dimmed or not deepest:
-                return row_strip(pieces, width, base)
-            bar = max(1, round(level.total / deepest * width))
-            return row_strip(pieces, width, base, bar=bar, bar_style=self.style(f"orderbook--bar-{side}"))
+        def side_rows(rows: list[list[str]], levels: list[DepthLevel], side: str) -> list[Strip]:
+            price_style = self.style(f"orderbook--{side}", dimmed)
+            bar_style = None if dimmed or not deepest else self.style(f"orderbook--bar-{side}")
+            strips = []
+            for row, level in zip(rows, levels):
+                price, size, total = (cell.rjust(cells) for cell, cells in zip(row, widths))
+                bar = 0 if bar_style is None else max(1, round(level.total / deepest * width))
+                pieces = [(price, price_style), (size + total, plain)]
+                strips.append(row_strip(pieces, width, base, bar=bar, bar_style=bar_style))
+            return strips
 
-        header = "".join(title.rjust(cells) for title, cells in zip(("Price", "Size", "Total"), widths))
+        header = "".join(
+            title.rjust(cells) for title, cells in zip(("Price", "Size", "Total"), widths)
+        )
         blank = Strip.blank(width, base)
         lines = [row_strip([(header, self.style("stream--column-header"))], width, base)]
         lines += [blank] * (depth - len(asks))
-        lines += [ladder_row(row, level, "ask") for row, level in zip(ask_rows, asks)][::-1]
+        lines += side_rows(ask_rows, asks, "ask")[::-1]
         lines.append(self._spread_row(book.best_bid, book.best_ask, price_decimals, width, dimmed))
-        lines += [ladder_row(row, level, "bid") for row, level in zip(bid_rows, bids)]
+        lines += side_rows(bid_rows, bids, "bid")
         return lines
 
     def _spread_row(
@@ -114,4 +117,3 @@ class OrderBookView(StreamView):
         text = next((variant for variant in variants if len(variant) <= width), variants[-1])
         style = self.style("orderbook--spread", dimmed)
         return row_strip([(text.center(width), style)], width, style)
-

@@ -105,9 +105,13 @@ class StatusBar(PollingLineWidget):
         if self._line is None or self._line[0] != key:
             hint = f"{self.hint} " if self.hint else ""
             status_cells = max(0, width - len(hint))
-            pieces = [(text, self.get_component_rich_style(component)) for text, component in self._parts]
+            pieces = [
+                (text, self.get_component_rich_style(component)) for text, component in self._parts
+            ]
             status = row_strip([(" ", base), *pieces], status_cells, base)
-            right = row_strip([(hint, self.get_component_rich_style("status--hint"))], width - status_cells, base)
+            right = row_strip(
+                [(hint, self.get_component_rich_style("status--hint"))], width - status_cells, base
+            )
             self._line = (key, Strip.join([status, right]))
         return self._line[1]
 

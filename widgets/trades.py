@@ -86,6 +86,7 @@ class TradeTapeView(StreamView):
         widths = column_widths([heading, *rows], width)
         large = self.get_component_rich_style("trades--large", partial=True)
         time_style = self.style("trades--time", dimmed)
+        base = self.rich_style
 
         def line(cells: list[str], time: Style, numbers: Style) -> Strip:
             first, *rest = cells
@@ -95,7 +96,7 @@ class TradeTapeView(StreamView):
                     ("".join(cell.rjust(cells) for cell, cells in zip(rest, widths[1:])), numbers),
                 ],
                 width,
-                self.rich_style,
+                base,
             )
 
         header = self.style("stream--column-header")
