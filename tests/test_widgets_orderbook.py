@@ -227,3 +227,21 @@ async def test_theme_change_redraws_with_the_new_colours() -> None:
         after = style_at(row_of(view, "65,000.5"), "65,000.5").color
     assert before != after
     assert after == view.get_component_rich_style("orderbook--ask").color
+
+
+async def test_one_sided_and_empty_books() -> None:
+    stream = Stream(StreamKey(Venue.HYPERLIQUID, Channel.BOOK, "BTC"))
+    stream.data.apply(BookSnapshot("BTC", bids=list(BIDS), asks=[]))
+    stream.state = StreamState.LIVE
+    view = OrderBookView(stream)
+    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        shown = lines(view)
+        spread_y = next(y for y, line in enumerate(shown) if "no asks" in line)
+        assert "65,000.0" in shown[spread_y + 1]
+        assert not any(line.strip() for line in shown[2:spread_y])
+
+        stream.data.clear()
+        view.poll()
+        await pilot.pause()
+        assert lines(view)[1].strip() == "empty book"

@@ -63,7 +63,9 @@ def row_strip(
     if bar > 0 and bar_style is not None and bar_style.bgcolor is not None:
         background = Style(bgcolor=bar_style.bgcolor)
         plain, barred = Segment.divide(segments, [width - bar, width])
-        segments = plain + [Segment(text, style + background) for text, style, _ in barred]
+        segments = plain + [
+            Segment(text, (style or base) + background) for text, style, _ in barred
+        ]
     return Strip(segments, width)
 
 

@@ -47,10 +47,11 @@ RGB = tuple[int, int, int]
 
 def _ohlc(candle: Candle) -> tuple[float, float, float, float] | None:
     """Open, high, low, close as floats for drawing, or ``None`` if the venue sent a non-number."""
-    values = [parse_decimal(text) for text in (candle.open, candle.high, candle.low, candle.close)]
-    if any(value is None for value in values):
+    texts = (candle.open, candle.high, candle.low, candle.close)
+    numbers = [float(value) for text in texts if (value := parse_decimal(text)) is not None]
+    if len(numbers) != len(texts):
         return None
-    return tuple(float(value) for value in values)  # type: ignore[return-value, arg-type]
+    return numbers[0], numbers[1], numbers[2], numbers[3]
 
 
 def time_labels(candles: Sequence[Candle], every: int) -> tuple[list[int], list[str]]:
@@ -85,13 +86,15 @@ def plot_candles(candles: Sequence[Candle], width: int, height: int, up: RGB, do
         plot_cells = max(1, width - Y_LABEL_CELLS)
         every = max(1, math.ceil(CELLS_PER_TIME_LABEL * len(shown) / plot_cells))
         plt.xticks(*time_labels(shown, every))
-    return plt.build()
+    chart: str = plt.build()
+    return chart
 
 
 def _rgb(color: Color | None) -> RGB:
     if color is None:
         return (128, 128, 128)
-    return tuple(color.get_truecolor())  # type: ignore[return-value]
+    triplet = color.get_truecolor()
+    return triplet.red, triplet.green, triplet.blue
 
 
 class CandleChart(StreamView):
