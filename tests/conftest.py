@@ -1,0 +1,58 @@
+"""Shared fixtures: a Hyperliquid emulator on loopback and a subscription service pointed at it.
+
+Timings (backoff, liveness probes) are shortened so that fault tests finish in about a second; the
+mechanisms are the production ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from app.model import Venue
+from app.service import SubscriptionService
+from app.sim.hyperliquid import HyperliquidEmulator
+from app.supervisor import Backoff
+from app.venues import build_adapter
+from app.venues.base import Endpoint, Liveness, VenueAdapter
+
+FAST_LIVENESS = Liveness(ping_interval=1.0, probe_after=0.3, pong_timeout=0.6)
+
+
+@pytest.fixture
+async def emulator():
+    async with HyperliquidEmulator(seed=11, book_interval=0.1, idle_timeout=30) as server:
+        yield server
+
+
+def endpoint_of(server: HyperliquidEmulator) -> Endpoint:
+    return Endpoint(server.ws_url, server.http_url)
+
+
+@pytest.fixture
+async def make_service(emulator):
+    """Build services on the emulator; every one is closed at the end of the test."""
+    services: list[SubscriptionService] = []
+
+    def make(adapter: VenueAdapter | None = None, **kwargs) -> SubscriptionService:
+        kwargs.setdefault("liveness", {Venue.HYPERLIQUID: FAST_LIVENESS})
+        kwargs.setdefault("backoff", lambda: Backoff(initial=0.05, maximum=0.4))
+        service = SubscriptionService([adapter or build_adapter(Venue.HYPERLIQUID, endpoint_of(emulator))], **kwargs)
+        services.append(service)
+        return service
+
+    yield make
+    for service in services:
+        await service.close()
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    """Wait until ``predicate()`` holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
