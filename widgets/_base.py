@@ -158,7 +158,7 @@ class StreamView(PollingLineWidget):
     """Base of the book, tape and chart widgets: a header line over a body drawn from a stream.
 
     Subclasses implement :meth:`render_body` (and optionally :meth:`title_detail`) and use
-    :meth:`style` for every colour, so dimming and theming behave the same everywhere.
+    :meth:`component_style` for every colour, so dimming and theming behave the same everywhere.
     """
 
     DEFAULT_CSS = """
@@ -245,17 +245,17 @@ class StreamView(PollingLineWidget):
         """Extra header text after the market (e.g. the chart's interval and last price)."""
         return ""
 
-    def style(self, component: str, dimmed: bool = False) -> Style:
+    def component_style(self, component: str, dimmed: bool = False) -> Style:
         """The theme's style for ``component``; all components share one muted look when dimmed."""
         return self.get_component_rich_style("stream--dim" if dimmed else component)
 
     def plain_style(self, dimmed: bool = False) -> Style:
         """The widget's plain text style, or the muted one when dimmed."""
-        return self.style("stream--dim") if dimmed else self.rich_style
+        return self.component_style("stream--dim") if dimmed else self.rich_style
 
     def notice(self, text: str, width: int, component: str = "stream--notice") -> list[Strip]:
         """A body that is a single message instead of data."""
-        return [row_strip([(" " + text, self.style(component))], width, self.rich_style)]
+        return [row_strip([(" " + text, self.component_style(component))], width, self.rich_style)]
 
     # --- Line API ---------------------------------------------------------------------------------
 
@@ -291,10 +291,15 @@ class StreamView(PollingLineWidget):
             badge = shown.badge
             badge_pieces: list[Piece] = []
             if badge is not None:
-                badge_pieces = [(f" {badge.text} ", self.style(badge.component)), (" ", base)]
+                badge_pieces = [
+                    (f" {badge.text} ", self.component_style(badge.component)),
+                    (" ", base),
+                ]
             badge_cells = sum(len(text) for text, _ in badge_pieces)
             title_cells = max(0, width - badge_cells)
-            title = row_strip([(f" {shown.title}", self.style("stream--title"))], title_cells, base)
+            title = row_strip(
+                [(f" {shown.title}", self.component_style("stream--title"))], title_cells, base
+            )
             badge_strip = row_strip(badge_pieces, width - title_cells, base)
             self._header = (key, Strip.join([title, badge_strip]))
         return self._header[1]

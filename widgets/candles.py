@@ -135,8 +135,8 @@ class CandleChart(StreamView):
             visible,
             width,
             height,
-            up=_rgb(self.style("candles--up", dimmed).color),
-            down=_rgb(self.style("candles--down", dimmed).color),
+            up=_rgb(self.component_style("candles--up", dimmed).color),
+            down=_rgb(self.component_style("candles--down", dimmed).color),
         )
         base = self.rich_style
         console = self.app.console

@@ -71,8 +71,10 @@ class OrderBookView(StreamView):
         plain = self.plain_style(dimmed)
 
         def side_rows(rows: list[list[str]], levels: list[DepthLevel], side: str) -> list[Strip]:
-            price_style = self.style(f"orderbook--{side}", dimmed)
-            bar_style = None if dimmed or not deepest else self.style(f"orderbook--bar-{side}")
+            price_style = self.component_style(f"orderbook--{side}", dimmed)
+            bar_style = (
+                None if dimmed or not deepest else self.component_style(f"orderbook--bar-{side}")
+            )
             strips = []
             for row, level in zip(rows, levels):
                 price, size, total = (cell.rjust(cells) for cell, cells in zip(row, widths))
@@ -85,7 +87,7 @@ class OrderBookView(StreamView):
             title.rjust(cells) for title, cells in zip(("Price", "Size", "Total"), widths)
         )
         blank = Strip.blank(width, base)
-        lines = [row_strip([(header, self.style("stream--column-header"))], width, base)]
+        lines = [row_strip([(header, self.component_style("stream--column-header"))], width, base)]
         lines += [blank] * (depth - len(asks))
         lines += side_rows(ask_rows, asks, "ask")[::-1]
         lines.append(self._spread_row(book.best_bid, book.best_ask, price_decimals, width, dimmed))
@@ -115,5 +117,5 @@ class OrderBookView(StreamView):
                 spread,
             )
         text = next((variant for variant in variants if len(variant) <= width), variants[-1])
-        style = self.style("orderbook--spread", dimmed)
+        style = self.component_style("orderbook--spread", dimmed)
         return row_strip([(text.center(width), style)], width, style)

@@ -85,7 +85,7 @@ class TradeTapeView(StreamView):
         heading = ["Time UTC", "Price", "Size  "]
         widths = column_widths([heading, *rows], width)
         large = self.get_component_rich_style("trades--large", partial=True)
-        time_style = self.style("trades--time", dimmed)
+        time_style = self.component_style("trades--time", dimmed)
         base = self.rich_style
 
         def line(cells: list[str], time: Style, numbers: Style) -> Strip:
@@ -99,10 +99,10 @@ class TradeTapeView(StreamView):
                 base,
             )
 
-        header = self.style("stream--column-header")
+        header = self.component_style("stream--column-header")
         lines = [line(heading, header, header)]
         for trade, size, row in zip(visible, sizes, rows):
-            side = self.style(_SIDE_COMPONENT.get(trade.side, "stream--notice"), dimmed)
+            side = self.component_style(_SIDE_COMPONENT.get(trade.side, "stream--notice"), dimmed)
             if not dimmed and threshold is not None and size is not None and size > threshold:
                 side += large
             lines.append(line(row, time_style, side))
