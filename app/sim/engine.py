@@ -747,6 +747,7 @@ class MarketEngine:
             market.roll_day_window(now)
             if trades:
                 events.trades[symbol] = trades
+        events.fills.sort(key=lambda fill: fill.time)
         return events
 
     def _taker_order(self, market: _Market, side: str, lots: int, limit: float | None, t: int,
@@ -767,6 +768,8 @@ class MarketEngine:
         for px, sz in matched:
             demo_maker = not demo_taker and rng.random() < _DEMO_MAKER_SHARE
             maker = account.address if demo_maker else rng.choice(self._addresses)
+            while maker == taker:  # no self-trades on the tape
+                maker = rng.choice(self._addresses)
             buyer, seller = (taker, maker) if side == "buy" else (maker, taker)
             tid = rng.getrandbits(50)
             trade = Trade(spec.symbol, side, px, sz, spec.px_str(px), spec.sz_str(sz), t, tid, hash_, buyer, seller)  # type: ignore[arg-type]

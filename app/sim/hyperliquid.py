@@ -202,7 +202,7 @@ class HyperliquidEmulator(EmulatorServer):
         self.ctx_interval_ms = int(ctx_interval * 1000)
         self.post_latency = post_latency
         self._topics: dict[str, _Topic] = {}
-        self._last_push = {"book": 0, "mids": 0, "ctx": 0}
+        self._last_push = dict.fromkeys(("book", "mids", "ctx"), self.engine.now_ms)
         self.perps: list[_Listing] = []
         self.spots: list[_Listing] = []
         for spec in self.engine.specs.values():
@@ -460,7 +460,9 @@ class HyperliquidEmulator(EmulatorServer):
 
     def _fills_of(self, user: str) -> list[Fill]:
         """The user's fills, newest first (Hyperliquid's order for ``userFills``)."""
-        return list(reversed(self.engine.account.fills)) if user == DEMO_ADDRESS else []
+        if user != DEMO_ADDRESS:
+            return []
+        return sorted(self.engine.account.fills, key=lambda fill: fill.time, reverse=True)
 
     # -- info handlers ---------------------------------------------------------------------------
 
