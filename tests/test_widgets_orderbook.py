@@ -245,3 +245,10 @@ async def test_one_sided_and_empty_books() -> None:
         view.poll()
         await pilot.pause()
         assert lines(view)[1].strip() == "empty book"
+
+
+async def test_too_short_for_levels_still_shows_an_exact_spread() -> None:
+    view = OrderBookView(book_stream())
+    async with BookApp(view).run_test(size=(40, 4)) as pilot:
+        await pilot.pause()
+        assert "spread 0.5" in "\n".join(lines(view))

@@ -53,7 +53,8 @@ class OrderBookView(StreamView):
         depth = max(0, (height - 2) // 2)  # minus the column header and the spread row
         bids, asks = book.top(depth)
 
-        price_decimals = common_decimals(level.price for level in (*bids, *asks))
+        best = [price for price in (book.best_bid, book.best_ask) if price is not None]
+        price_decimals = common_decimals([*best, *(level.price for level in (*bids, *asks))])
         size_decimals = common_decimals(level.size for level in (*bids, *asks))
 
         def cells(level: DepthLevel) -> list[str]:
