@@ -66,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     emulators = EmulatorProcess(settings.demo_venues(), settings.seed)
     try:
         if emulators.venues:
-            endpoints.update(emulators.start())
+            try:
+                endpoints.update(emulators.start())
+            except RuntimeError as exc:
+                print(f"perpterm: {exc}", file=sys.stderr)
+                return 1
         PerptermApp(settings, endpoints, demo=bool(emulators.venues)).run()
-    except RuntimeError as exc:
-        print(f"perpterm: {exc}", file=sys.stderr)
-        return 1
     finally:
         emulators.stop()
     return 0

@@ -19,6 +19,11 @@ from app.model import Venue
 from app.venues.base import Endpoint
 
 
+DEMO_PORT_BASE = 47800
+"""The demo's emulators listen here when the ports are free (free ports otherwise), so that an
+emulator stopped and started again with ``perpterm sim --port-base 47800`` is found by the app."""
+
+
 class EmulatorProcess:
     """Starts ``perpterm sim`` for some venues and reads the endpoints it prints."""
 
@@ -30,10 +35,17 @@ class EmulatorProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> dict[Venue, Endpoint]:
+        try:
+            return self._start(DEMO_PORT_BASE)
+        except RuntimeError:
+            return self._start(0)
+
+    def _start(self, port_base: int) -> dict[Venue, Endpoint]:
         command = [
             sys.executable, "-m", "app", "sim", "--json",
             "--seed", str(self.seed),
             "--venues", ",".join(self.venues),
+            "--port-base", str(port_base),
         ]  # fmt: skip
         self._process = subprocess.Popen(
             command,
@@ -44,7 +56,7 @@ class EmulatorProcess:
         )
         reader = threading.Thread(target=self._read_endpoints, daemon=True)
         reader.start()
-        reader.join(self.startup_timeout)
+        reader.join(self.startup_timeout)  # returns early if the child exits (port taken)
         if len(self.endpoints) < len(self.venues):
             self.stop()
             missing = ", ".join(v for v in self.venues if v not in self.endpoints)

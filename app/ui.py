@@ -44,11 +44,11 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[Binding]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self._listed = bindings
 
     def compose(self) -> ComposeResult:
         text = Text("perpterm keys\n\n", style="bold")
-        for binding in self._bindings:
+        for binding in self._listed:
             keys = ", ".join(_key_label(key) for key in binding.key.split(","))
             text.append(f"  {keys:<14}", style="bold")
             text.append(f"{binding.description}\n")

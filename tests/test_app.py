@@ -1,0 +1,91 @@
+"""The whole app under Pilot, fed by the Hyperliquid emulator over loopback."""
+
+from __future__ import annotations
+
+from textual.command import CommandPalette
+
+from app.config import load_settings
+from app.model import Channel, StreamState, Venue
+from app.ui import HelpScreen, PerptermApp
+from tests.conftest import FAST_LIVENESS, endpoint_of, eventually
+from widgets import OrderBookView
+
+
+def make_app(emulator, **settings) -> PerptermApp:
+    return PerptermApp(
+        load_settings(**settings),
+        {Venue.HYPERLIQUID: endpoint_of(emulator)},
+        demo=True,
+        liveness={Venue.HYPERLIQUID: FAST_LIVENESS},
+    )
+
+
+def screen_text(app: PerptermApp) -> str:
+    return app.export_screenshot()
+
+
+async def test_demo_shows_prices_and_keys_switch_market_and_interval(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 40)) as pilot:
+        book_view = app.query_one(OrderBookView)
+
+        def book_rows() -> list[str]:
+            return [book_view.render_line(y).text for y in range(book_view.size.height)]
+
+        await eventually(lambda: app.markets, what="market list loaded")
+        await eventually(lambda: any("spread" in row for row in book_rows()), what="book painted")
+        btc = app._handles[Channel.BOOK].stream
+        best_bid = btc.data.book.best_bid
+        assert f"{best_bid:,}".split(".")[0] in "\n".join(book_rows())
+        assert "DEMO" in str(app.query_one("#header").render())
+
+        await pilot.press("n")
+        assert app.selection.market == "ETH"
+        eth = app._handles[Channel.BOOK].stream
+        assert eth.key.market == "ETH" and btc.key not in {h.key for h in app._handles.values()}
+        await eventually(lambda: eth.state is StreamState.LIVE and any("spread" in r for r in book_rows()))
+        assert "ETH" in book_rows()[0]
+
+        await pilot.press("p")
+        assert app.selection.market == "BTC"
+
+        await pilot.press("full_stop")
+        assert app.selection.interval == "5m"
+        assert app._handles[Channel.CANDLES].key.param("interval") == "5m"
+        await pilot.press("comma", "comma")
+        assert app.selection.interval == "1d"  # wraps around
+
+        # One socket throughout: switching never reconnects.
+        (connection,) = app.service.connections(Venue.HYPERLIQUID)
+        assert connection.reconnects == 0 and emulator.stats.connections_accepted == 1
+
+
+async def test_help_and_market_picker(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await eventually(lambda: app.markets, what="market list loaded")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_text = str(app.screen.query_one("#help-body").render())
+        assert "Next market" in help_text and "Find market" in help_text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+        await pilot.press("slash")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"sol")
+        await eventually(lambda: "SOL" in app.export_screenshot(), what="SOL offered")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await eventually(lambda: app.selection.market == "SOL", what="picked SOL")
+
+
+async def test_venue_going_away_shows_stale_then_recovers(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 40)):
+        await eventually(lambda: app._handles[Channel.BOOK].stream.state is StreamState.LIVE)
+        emulator.refuse(True)
+        await eventually(lambda: "STALE" in screen_text(app), what="stale badge")
+        await eventually(lambda: "reconnecting" in screen_text(app), what="reconnecting in status bar")
+        emulator.refuse(False)
+        await eventually(lambda: app._handles[Channel.BOOK].stream.state is StreamState.LIVE, timeout=8)
