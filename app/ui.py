@@ -149,12 +149,16 @@ class PerptermApp(App[None]):
                 self._handles[channel] = self.service.subscribe(sel.venue, channel, market, params)
             except (KeyError, ValueError) as exc:
                 self.notify(str(exc), severity="error")
-        self.query_one(OrderBookView).bind(self._stream(Channel.BOOK))
-        self.query_one(TradeTapeView).bind(self._stream(Channel.TRADES))
-        self.query_one(CandleChart).bind(self._stream(Channel.CANDLES))
+        self._bind_widgets()
         for handle in old.values():
             handle.close()
         self._update_header()
+
+    def _bind_widgets(self) -> None:
+        title = f"{self._display_name()} · {self.selection.venue}"
+        self.query_one(OrderBookView).bind(self._stream(Channel.BOOK), title=title)
+        self.query_one(TradeTapeView).bind(self._stream(Channel.TRADES), title=title)
+        self.query_one(CandleChart).bind(self._stream(Channel.CANDLES), title=title)
 
     def _stream(self, channel: Channel):  # noqa: ANN202
         handle = self._handles.get(channel)
@@ -176,6 +180,7 @@ class PerptermApp(App[None]):
             self.notify(f"market list unavailable: {inert(str(exc))}", severity="warning")
             return
         self.markets = markets
+        self._bind_widgets()  # titles now use the venue's display names
 
     def _market_names(self) -> list[str]:
         names = [m.market for m in self.markets]
