@@ -77,7 +77,6 @@ from app.sim.engine import (
     Trade,
     bucket_end,
     format_decimal,
-    format_fixed,
     format_price,
 )
 from app.sim.server import EmulatorServer, WsConnection

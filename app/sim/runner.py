@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import contextlib
+import json
 import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Self, TypeVar
 
-import orjson
 
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
@@ -157,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _describe(server: EmulatorServer, as_json: bool) -> str:
     if as_json:
-        return orjson.dumps({"venue": server.venue, "http": server.http_url, "ws": server.ws_url}).decode()
+        described = {"venue": server.venue, "http": server.http_url, "ws": server.ws_url, **server.demo_credentials()}
+        return json.dumps(described)
     return f"{server.venue:<12} {server.http_url}  {server.ws_url}"
 
 

@@ -200,6 +200,10 @@ class EmulatorServer:
     def _url_host(self) -> str:
         return f"[{self._host}]" if ":" in self._host else self._host
 
+    def demo_credentials(self) -> dict[str, str]:
+        """Credentials a client needs for this emulator (``api_key``, ``token``, ``wallet``); none by default."""
+        return {}
+
     @property
     def stalled(self) -> bool:
         return not self._resumed.is_set()
@@ -416,6 +420,9 @@ class EmulatorServer:
     def refuse(self, on: bool = True) -> None:
         """Stop listening and drop every connection, or listen again on the same port."""
         if on:
+            if self._relisten is not None:
+                self._relisten.cancel()
+                self._relisten = None
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
@@ -428,7 +435,11 @@ class EmulatorServer:
 
     async def _serve(self, sock: socket.socket) -> None:
         assert self._runner is not None and self._runner.server is not None
-        self._listener = await asyncio.get_running_loop().create_server(self._runner.server, sock=sock)
+        try:
+            self._listener = await asyncio.get_running_loop().create_server(self._runner.server, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         self._relisten = None
 
     async def restart(self) -> None:
