@@ -11,6 +11,7 @@ from app.model import Channel, ConnectionState, StreamState, Venue
 from app.state import BookData
 from app.venues.hyperliquid import HyperliquidAdapter
 from app.rest import RestClient
+from app.sim.hyperliquid import HyperliquidEmulator
 from tests.conftest import endpoint_of, eventually
 
 HL = Venue.HYPERLIQUID
@@ -222,3 +223,30 @@ async def test_malformed_frames_are_counted_not_fatal(make_service, emulator, ba
         await ws_conn.send(bad.encode())
     await eventually(lambda: connection.decode_errors >= 1, what="decode error counted")
     assert connection.state is ConnectionState.LIVE and live(book.stream)
+
+
+@pytest.mark.parametrize(
+    ("channel", "market", "check"),
+    [
+        (Channel.TICKER, "BTC", lambda data: data.ticker.mark and data.ticker.funding_rate),
+        (Channel.TICKER, "@1", lambda data: data.ticker.mark and data.ticker.funding_rate is None),  # spot ctx
+        (Channel.BBO, "ETH", lambda data: data.bbo.bid and data.bbo.ask),
+        (Channel.ALL_MIDS, "", lambda data: {"BTC", "ETH", "PURR/USDC", "@1"} <= set(data.mids)),
+        (Channel.TRADES, "HYPE", lambda data: len(data.trades) > 0),
+    ],
+)
+async def test_every_channel_decodes_live_over_the_socket(make_service, emulator, channel, market, check):
+    service = make_service()
+    handle = service.subscribe(HL, channel, market)
+    await eventually(lambda: live(handle.stream) and check(handle.stream.data), what=f"{channel} {market}")
+
+
+async def test_greeting_text_frame_is_tolerated(make_service):
+    async with HyperliquidEmulator(seed=5, greeting=True, book_interval=0.1) as chatty:
+        endpoint = endpoint_of(chatty)
+        service = make_service(HyperliquidAdapter(endpoint, RestClient(endpoint.http_url)))
+        book = service.subscribe(HL, Channel.BOOK, "BTC")
+        await eventually(lambda: live(book.stream))
+        (connection,) = service.connections(HL)
+        assert connection.decode_errors == 0
+        await service.close()
