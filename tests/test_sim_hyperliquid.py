@@ -342,6 +342,7 @@ async def test_rest_market_metadata(emu: HyperliquidEmulator) -> None:
     assert [[names[i] for i in u["tokens"]] for u in spot["universe"]] == [["PURR", "USDC"], ["HYPE", "USDC"]]
     _, (meta2, ctxs) = await info(emu, {"type": "metaAndAssetCtxs"})
     assert meta2 == meta and len(ctxs) == 4 and all(list(ctx) == PERP_CTX_KEYS for ctx in ctxs)
+    assert (emu.coin("HYPE/USDC"), emu.coin("PURR/USDC"), emu.coin("BTC")) == ("@1", "PURR/USDC", "BTC")
     _, (spot2, spot_ctxs) = await info(emu, {"type": "spotMetaAndAssetCtxs"})
     assert spot2 == spot and [ctx["coin"] for ctx in spot_ctxs] == ["PURR/USDC", "@1"]
     assert await info(emu, {"type": "perpDexs"}) == (200, [None])

@@ -293,9 +293,6 @@ class Bar:
         self.n += 1
         self.ntl += ntl
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Bar) and all(getattr(self, s) == getattr(other, s) for s in Bar.__slots__)
-
     def __repr__(self) -> str:
         return f"Bar(t={self.t}, o={self.o}, h={self.h}, l={self.l}, c={self.c}, v={self.v}, n={self.n})"
 
@@ -378,7 +375,6 @@ class DemoAccount:
         self.specs = specs
         self.positions: dict[str, Position] = {s: Position() for s, spec in specs.items() if spec.kind == "perp"}
         self.realized_pnl = 0.0
-        self.fees_paid = 0.0
         self.balances: dict[str, float] = {"USDC": 10_000.0}
         for spec in specs.values():
             if spec.kind == "spot":
@@ -414,7 +410,6 @@ class DemoAccount:
             sign = 1 if side == "buy" else -1
             self.balances[spec.base] = self.balances.get(spec.base, 0.0) + sign * qty
             self.balances[spec.quote] = self.balances.get(spec.quote, 0.0) - sign * qty * price - fee
-        self.fees_paid += fee
         fill = Fill(symbol, side, px, sz, time, start, closed_pnl, hash_, order_id, taker, fee, tid)  # type: ignore[arg-type]
         self.fills.append(fill)
         return fill
@@ -463,10 +458,9 @@ class _PriceProcess:
 class _CandleStore:
     """Generated history plus live 1m bars of one asset, aggregated lazily per interval."""
 
-    def __init__(self, history: list[Bar], live_start: int) -> None:
+    def __init__(self, history: list[Bar]) -> None:
         self.history = history  # oldest first, coarse layers first
-        self.live: list[Bar] = []  # 1m bars from live_start on
-        self.live_start = live_start
+        self.live: list[Bar] = []  # 1m bars after the history
         self._history_by_interval: dict[str, list[Bar]] = {}
         self._current: dict[str, Bar] = {}
 
@@ -562,7 +556,6 @@ class _Market:
         self.gap_ticks = max(1.0, spec.initial_px * spec.level_gap_bps / 1e4 / tick)
         self.half_spread_ticks = max(0.5, spec.initial_px * spec.spread_bps / 2e4 / tick)
         self.rng = rng
-        self.book_version = 0
         self.day_window: deque[Bar] = deque()
         self.day_base = 0
         self.day_ntl = 0.0
@@ -620,7 +613,6 @@ class _Market:
                 level[1] = max(1, level[1] + round(rng.gauss(0.0, 0.35) * self.level_lots))
                 level[2] = max(1, level[2] + rng.choice((-1, 0, 1)))
         self.replenish()
-        self.book_version += 1
 
     def take(self, side: str, lots: int, limit: float | None) -> list[tuple[int, int]]:
         """Consume resting levels for a taker on ``side``; returns ``[(px, lots), ...]`` fills."""
@@ -709,7 +701,7 @@ class MarketEngine:
         for spec in self.specs.values():
             process = processes[spec.underlying_key]
             history = _generate_history(spec, process, live_start, history_rng)
-            market = _Market(spec, process, _CandleStore(history, live_start), self._rng)
+            market = _Market(spec, process, _CandleStore(history), self._rng)
             market.build_book()
             for bar in market.candles.minute_bars():
                 if bar.t + _MINUTE > self.start_ms - _DAY:
@@ -822,10 +814,6 @@ class MarketEngine:
         """Raw resting levels ``[px_ticks, size_lots, orders]``, best first. Read-only views."""
         market = self._markets[symbol]
         return market.bids, market.asks
-
-    def book_version(self, symbol: str) -> int:
-        """Changes whenever the book of ``symbol`` may have changed (for caching formatted books)."""
-        return self._markets[symbol].book_version
 
     def book(self, symbol: str, depth: int = 20) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
         """Top ``depth`` levels per side, best first, as ``(price_str, size_str, order_count)``."""

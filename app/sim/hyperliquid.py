@@ -60,7 +60,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -840,7 +840,7 @@ class HyperliquidEmulator(EmulatorServer):
 
     # -- benchmark flood -------------------------------------------------------------------------
 
-    async def flood(self, coin: str, count: int) -> int:
+    async def flood(self, coin: str, count: int) -> int:  # type: ignore[override]  # the venue's word
         """Send ``count`` consecutive ``l2Book`` snapshots of ``coin`` to every subscriber of it.
 
         Frames come from a rotating set of 16 distinct books (sizes perturbed around the current
@@ -878,9 +878,8 @@ class HyperliquidEmulator(EmulatorServer):
             yield prefix + str(self.now_ms()).encode() + templates[index % len(templates)]
 
 
-InfoHandler = Any
 #: ``POST /info`` request types the emulator answers (anything else is 422).
-INFO_TYPES: dict[str, InfoHandler] = {
+INFO_TYPES: dict[str, Callable[[HyperliquidEmulator, dict[str, Any]], Any]] = {
     "meta": HyperliquidEmulator._info_meta,
     "spotMeta": HyperliquidEmulator._info_spot_meta,
     "metaAndAssetCtxs": HyperliquidEmulator._info_meta_and_ctxs,

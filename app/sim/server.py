@@ -19,7 +19,8 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
 
 * :meth:`~EmulatorServer.drop_all` aborts every open connection at TCP level (RST, no close frame);
 * :meth:`~EmulatorServer.stall` freezes the server: sockets stay open, nothing is sent (no data, no
-  pong, no answer to requests; HTTP requests hang) until un-stalled, then work resumes;
+  pong, no answer to requests; HTTP requests hang) until un-stalled; pushes due meanwhile are
+  dropped, requests received meanwhile are answered after it resumes (the market keeps moving);
 * :meth:`~EmulatorServer.refuse` stops listening (new connects get ECONNREFUSED) and drops existing
   connections; ``refuse(False)`` listens again on the same port before it returns;
 * ``await`` :meth:`~EmulatorServer.restart` closes every WebSocket with 1012 (service restart), stops
@@ -27,8 +28,8 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
   is the one RFC 6455 registers for a restart);
 * :meth:`~EmulatorServer.reject_new_connections` accepts the upgrade and closes it at once with a given
   code and reason (e.g. 4001 "unauthorized"); ``None`` turns it off;
-* ``flood`` (venue-specific) sends frames as fast as the transport takes them via
-  :meth:`~EmulatorServer.send_burst`.
+* ``await`` :meth:`~EmulatorServer.flood` (each venue implements it with
+  :meth:`~EmulatorServer.send_burst`) sends order-book frames as fast as the transports take them.
 
 Server-silence idle close: a connection the server has sent nothing to for ``idle_timeout`` seconds
 is closed with 1000 (Hyperliquid reference §2.3, 60 s; the close code is a design decision there).
@@ -476,3 +477,8 @@ class EmulatorServer:
 
     async def on_step(self, events: StepEvents) -> None:
         """Called after every engine step: push what the venue pushes."""
+
+    async def flood(self, market: str, count: int) -> int:
+        """Send ``count`` consecutive order-book frames of ``market`` to its subscribers as fast as
+        the transports drain (benchmarks); returns the number of frames written."""
+        raise NotImplementedError(f"{type(self).__name__} has no flood")
