@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from textual.app import App, ComposeResult
 
 import widgets.candles as candles_module
-from app.model import Candle, CandleHistory, Channel, StreamKey, StreamState, Venue, freeze_params
+from app.model import Candle, CandleHistory, Channel, StreamState
 from app.state import Stream
+from tests.widget_harness import OneWidgetApp, hyperliquid_key, lines, stream_with
 from widgets import CandleChart
 
 T0 = 1_700_000_040_000  # 2023-11-14 22:14:00 UTC
@@ -26,25 +26,9 @@ def candle(index: int, close: str = "") -> Candle:
 
 
 def candle_stream(count: int, state: StreamState = StreamState.LIVE) -> Stream:
-    stream = Stream(
-        StreamKey(Venue.HYPERLIQUID, Channel.CANDLES, "BTC", freeze_params({"interval": "1m"}))
-    )
-    stream.data.apply(CandleHistory("BTC", "1m", [candle(i) for i in range(count)]))
-    stream.state = state
-    return stream
-
-
-class ChartApp(App[None]):
-    def __init__(self, view: CandleChart) -> None:
-        super().__init__()
-        self.view = view
-
-    def compose(self) -> ComposeResult:
-        yield self.view
-
-
-def lines(view: CandleChart) -> list[str]:
-    return [view.render_line(y).text for y in range(view.size.height)]
+    history = CandleHistory("BTC", "1m", [candle(i) for i in range(count)])
+    key = hyperliquid_key(Channel.CANDLES, interval="1m")
+    return stream_with(key, history, state=state, last_data_at=None)
 
 
 @pytest.fixture
@@ -63,14 +47,14 @@ def plotted(monkeypatch: pytest.MonkeyPatch) -> list[Sequence[Candle]]:
 
 async def test_empty_series_says_loading() -> None:
     view = CandleChart(candle_stream(0))
-    async with ChartApp(view).run_test(size=(60, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(60, 12)) as pilot:
         await pilot.pause()
         assert "loading history…" in view.render_line(1).text
 
 
 async def test_title_axis_labels_and_candles(plotted: list[Sequence[Candle]]) -> None:
     view = CandleChart(candle_stream(100))
-    async with ChartApp(view).run_test(size=(60, 16)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(60, 16)) as pilot:
         await pilot.pause()
         shown = lines(view)
         up = view.get_component_rich_style("candles--up").color
@@ -94,7 +78,7 @@ async def test_rebuilds_only_on_a_new_generation_and_at_most_once_per_interval()
     now = [1000.0]
     stream = candle_stream(30)
     view = CandleChart(stream, clock=lambda: now[0])
-    async with ChartApp(view).run_test(size=(60, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(60, 12)) as pilot:
         await pilot.pause()
         builds = view.body_builds
         view.poll()
@@ -131,7 +115,7 @@ async def test_rebuilds_only_on_a_new_generation_and_at_most_once_per_interval()
 
 async def test_resize_rebuilds_for_the_new_width(plotted: list[Sequence[Candle]]) -> None:
     view = CandleChart(candle_stream(100))
-    async with ChartApp(view).run_test(size=(60, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(60, 12)) as pilot:
         await pilot.pause()
         await pilot.resize_terminal(90, 12)
         await pilot.pause()
@@ -140,7 +124,7 @@ async def test_resize_rebuilds_for_the_new_width(plotted: list[Sequence[Candle]]
 
 async def test_stale_chart_draws_candles_dimmed() -> None:
     view = CandleChart(candle_stream(40, state=StreamState.STALE))
-    async with ChartApp(view).run_test(size=(60, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(60, 12)) as pilot:
         await pilot.pause()
         dim = view.get_component_rich_style("stream--dim").color
         up = view.get_component_rich_style("candles--up").color
@@ -151,7 +135,7 @@ async def test_stale_chart_draws_candles_dimmed() -> None:
 
 async def test_resyncing_chart_waits_for_history_again() -> None:
     view = CandleChart(candle_stream(40, state=StreamState.RESYNCING))
-    async with ChartApp(view).run_test(size=(60, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(60, 12)) as pilot:
         await pilot.pause()
         assert "RESYNCING" in view.render_line(0).text
         assert "resyncing…" in view.render_line(1).text

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from rich.style import Style
-from textual.app import App, ComposeResult
 from textual.strip import Strip
 
-from app.model import BookDelta, BookSnapshot, Channel, StreamKey, StreamState, Venue
+from app.model import BookDelta, BookSnapshot, Channel, StreamState
 from app.state import Stream
+from tests.widget_harness import OneWidgetApp, hyperliquid_key, lines, row_of, stream_with, style_at
 from widgets import OrderBookView
 
 BIDS = [("65000.0", "1.5"), ("64999.5", "2"), ("64999", "0.25")]
@@ -15,47 +14,13 @@ ASKS = [("65000.5", "0.5"), ("65001", "3.125"), ("65002", "1")]
 
 
 def book_stream(market: str = "BTC", state: StreamState = StreamState.LIVE) -> Stream:
-    stream = Stream(StreamKey(Venue.HYPERLIQUID, Channel.BOOK, market))
-    stream.data.apply(BookSnapshot(market, bids=list(BIDS), asks=list(ASKS)))
-    stream.state = state
-    stream.last_data_at = 100.0
-    return stream
-
-
-class BookApp(App[None]):
-    def __init__(self, view: OrderBookView) -> None:
-        super().__init__()
-        self.view = view
-
-    def compose(self) -> ComposeResult:
-        yield self.view
-
-
-def lines(view: OrderBookView) -> list[str]:
-    return [view.render_line(y).text for y in range(view.size.height)]
-
-
-def row_of(view: OrderBookView, text: str) -> Strip:
-    for y in range(view.size.height):
-        strip = view.render_line(y)
-        if text in strip.text:
-            return strip
-    raise AssertionError(f"{text!r} not on screen: {lines(view)}")
-
-
-def style_at(strip: Strip, text: str) -> Style:
-    """Style of the segment that holds ``text`` (or its first character)."""
-    position = strip.text.index(text)
-    for segment in strip:
-        if position < len(segment.text):
-            return segment.style or Style()
-        position -= len(segment.text)
-    raise AssertionError(text)
+    snapshot = BookSnapshot(market, bids=list(BIDS), asks=list(ASKS))
+    return stream_with(hyperliquid_key(Channel.BOOK, market), snapshot, state=state)
 
 
 async def test_best_prices_sit_either_side_of_the_spread_row() -> None:
     view = OrderBookView(book_stream())
-    async with BookApp(view).run_test(size=(42, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(42, 12)) as pilot:
         await pilot.pause()
         shown = lines(view)
     spread_y = next(y for y, line in enumerate(shown) if "spread" in line)
@@ -71,7 +36,7 @@ async def test_best_prices_sit_either_side_of_the_spread_row() -> None:
 
 async def test_cumulative_sizes_and_common_decimals() -> None:
     view = OrderBookView(book_stream())
-    async with BookApp(view).run_test(size=(42, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(42, 12)) as pilot:
         await pilot.pause()
         shown = lines(view)
     cells = {line.split()[0]: line.split()[1:] for line in shown[2:] if line.strip()}
@@ -85,13 +50,11 @@ async def test_cumulative_sizes_and_common_decimals() -> None:
 
 
 async def test_fits_its_height_with_the_same_depth_per_side() -> None:
-    stream = Stream(StreamKey(Venue.HYPERLIQUID, Channel.BOOK, "BTC"))
     bids = [(str(100 - i), "1") for i in range(50)]
     asks = [(str(101 + i), "1") for i in range(50)]
-    stream.data.apply(BookSnapshot("BTC", bids=bids, asks=asks))
-    stream.state = StreamState.LIVE
-    view = OrderBookView(stream)
-    async with BookApp(view).run_test(size=(40, 14)) as pilot:
+    snapshot = BookSnapshot("BTC", bids=bids, asks=asks)
+    view = OrderBookView(stream_with(hyperliquid_key(Channel.BOOK), snapshot, last_data_at=None))
+    async with OneWidgetApp(view).run_test(size=(40, 14)) as pilot:
         await pilot.pause()
         shown = lines(view)
     spread_y = next(y for y, line in enumerate(shown) if "spread" in line)
@@ -104,7 +67,7 @@ async def test_fits_its_height_with_the_same_depth_per_side() -> None:
 
 async def test_depth_bar_is_a_background_proportional_to_the_total() -> None:
     view = OrderBookView(book_stream())
-    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         deepest = row_of(view, "64,999.0")  # total 3.750 of a deepest 4.625
         best_bid = row_of(view, "65,000.0")  # total 1.500
@@ -124,7 +87,7 @@ async def test_depth_bar_is_a_background_proportional_to_the_total() -> None:
 async def test_stale_book_is_dimmed_with_its_age_in_the_badge() -> None:
     stream = book_stream(state=StreamState.STALE)
     view = OrderBookView(stream, clock=lambda: 112.4)  # data arrived at 100.0
-    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         assert "STALE 12s" in view.render_line(0).text
         dim = view.get_component_rich_style("stream--dim")
@@ -136,7 +99,7 @@ async def test_stale_book_is_dimmed_with_its_age_in_the_badge() -> None:
 
 async def test_resyncing_book_hides_its_levels() -> None:
     view = OrderBookView(book_stream(state=StreamState.RESYNCING))
-    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         shown = "\n".join(lines(view))
     assert "RESYNCING" in shown and "resyncing…" in shown
@@ -145,7 +108,7 @@ async def test_resyncing_book_hides_its_levels() -> None:
 
 async def test_pending_error_and_unbound_placeholders() -> None:
     view = OrderBookView(book_stream(state=StreamState.PENDING))
-    async with BookApp(view).run_test(size=(40, 8)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 8)) as pilot:
         await pilot.pause()
         assert "WAITING" in lines(view)[0] and "waiting for data" in lines(view)[1]
 
@@ -165,7 +128,7 @@ async def test_pending_error_and_unbound_placeholders() -> None:
 async def test_no_rebuild_without_a_new_generation() -> None:
     stream = book_stream()
     view = OrderBookView(stream)
-    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         builds = view.body_builds
         await pilot.pause(0.35)  # several 10 Hz polls, nothing changed
@@ -188,7 +151,7 @@ async def test_no_rebuild_without_a_new_generation() -> None:
 async def test_a_ticking_stale_age_repaints_only_the_header() -> None:
     now = [105.0]
     view = OrderBookView(book_stream(state=StreamState.STALE), clock=lambda: now[0])
-    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         builds = view.body_builds
         now[0] = 107.0
@@ -200,7 +163,7 @@ async def test_a_ticking_stale_age_repaints_only_the_header() -> None:
 
 async def test_hostile_market_name_is_displayed_inert() -> None:
     view = OrderBookView(book_stream(market="[red]X[/red]\x1b]0;pwned\x07"))
-    async with BookApp(view).run_test(size=(44, 10)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(44, 10)) as pilot:
         await pilot.pause()
         header = view.render_line(0)
     assert "[red]X[/red] · hyperliquid" in header.text
@@ -209,7 +172,7 @@ async def test_hostile_market_name_is_displayed_inert() -> None:
 
 async def test_title_given_to_bind_replaces_the_market_name() -> None:
     view = OrderBookView()
-    async with BookApp(view).run_test(size=(44, 10)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(44, 10)) as pilot:
         view.bind(book_stream(market="@107"), title="HYPE/USDC\u202e")
         await pilot.pause()
         assert view.render_line(0).text.split()[0] == "HYPE/USDC"
@@ -217,7 +180,7 @@ async def test_title_given_to_bind_replaces_the_market_name() -> None:
 
 async def test_theme_change_redraws_with_the_new_colours() -> None:
     view = OrderBookView(book_stream())
-    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 12)) as pilot:
         app = pilot.app
         app.theme = "textual-dark"
         await pilot.pause()
@@ -230,11 +193,10 @@ async def test_theme_change_redraws_with_the_new_colours() -> None:
 
 
 async def test_one_sided_and_empty_books() -> None:
-    stream = Stream(StreamKey(Venue.HYPERLIQUID, Channel.BOOK, "BTC"))
-    stream.data.apply(BookSnapshot("BTC", bids=list(BIDS), asks=[]))
-    stream.state = StreamState.LIVE
+    one_sided = BookSnapshot("BTC", bids=list(BIDS), asks=[])
+    stream = stream_with(hyperliquid_key(Channel.BOOK), one_sided, last_data_at=None)
     view = OrderBookView(stream)
-    async with BookApp(view).run_test(size=(40, 12)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         shown = lines(view)
         spread_y = next(y for y, line in enumerate(shown) if "no asks" in line)
@@ -249,6 +211,6 @@ async def test_one_sided_and_empty_books() -> None:
 
 async def test_too_short_for_levels_still_shows_an_exact_spread() -> None:
     view = OrderBookView(book_stream())
-    async with BookApp(view).run_test(size=(40, 4)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 4)) as pilot:
         await pilot.pause()
         assert "spread 0.5" in "\n".join(lines(view))

@@ -17,14 +17,13 @@ from app.model import (
     ConnectionHealth,
     ConnectionState,
     Side,
-    StreamKey,
     StreamState,
     Trade,
     Trades,
     Venue,
-    freeze_params,
 )
 from app.state import Stream
+from tests.widget_harness import hyperliquid_key, stream_with
 from widgets import CandleChart, OrderBookView, StatusBar, TradeTapeView
 
 T0 = 1_700_000_000_000
@@ -35,23 +34,18 @@ def fixed_clock() -> float:
     return FIXED_CLOCK
 
 
-def stream(channel: Channel, state: StreamState, **params: str) -> Stream:
-    result = Stream(StreamKey(Venue.HYPERLIQUID, channel, "BTC", freeze_params(params)))
-    result.state = state
-    result.last_data_at = FIXED_CLOCK - 14.2
-    return result
+def stream(channel: Channel, state: StreamState, event: object, **params: str) -> Stream:
+    key = hyperliquid_key(channel, **params)
+    return stream_with(key, event, state=state, last_data_at=FIXED_CLOCK - 14.2)
 
 
 def book(state: StreamState = StreamState.LIVE) -> Stream:
-    result = stream(Channel.BOOK, state)
     bids = [(f"{65000 - 0.5 * i:.1f}", f"{0.125 * (i % 7 + 1):.3f}") for i in range(15)]
     asks = [(f"{65000.5 + 0.5 * i:.1f}", f"{0.25 * (i % 5 + 1):.2f}") for i in range(15)]
-    result.data.apply(BookSnapshot("BTC", bids=bids, asks=asks))
-    return result
+    return stream(Channel.BOOK, state, BookSnapshot("BTC", bids=bids, asks=asks))
 
 
 def tape(state: StreamState = StreamState.LIVE) -> Stream:
-    result = stream(Channel.TRADES, state)
     trades = [
         Trade(
             "BTC",
@@ -64,12 +58,10 @@ def tape(state: StreamState = StreamState.LIVE) -> Stream:
         for i in range(30)
     ]
     trades.append(Trade("BTC", "65001.5", "4.2", Side.BUY, T0 + 30 * 731, "whale"))
-    result.data.apply(Trades("BTC", trades))
-    return result
+    return stream(Channel.TRADES, state, Trades("BTC", trades))
 
 
 def chart(state: StreamState = StreamState.LIVE) -> Stream:
-    result = stream(Channel.CANDLES, state, interval="1m")
     candles = []
     price = 65000
     for i in range(60):
@@ -79,8 +71,7 @@ def chart(state: StreamState = StreamState.LIVE) -> Stream:
                    str(max(price, close) + 3), str(min(price, close) - 3), str(close), "1")
         )  # fmt: skip
         price = close
-    result.data.apply(CandleHistory("BTC", "1m", candles))
-    return result
+    return stream(Channel.CANDLES, state, CandleHistory("BTC", "1m", candles), interval="1m")
 
 
 def health() -> list[ConnectionHealth]:

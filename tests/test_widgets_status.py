@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from rich.style import Style
-from textual.app import App, ComposeResult
 from textual.strip import Strip
 
 from app.model import ConnectionHealth, ConnectionState, Venue
+from tests.widget_harness import OneWidgetApp, style_at
 from widgets import StatusBar
 
 
@@ -14,28 +13,10 @@ def health(state: ConnectionState, **fields: object) -> ConnectionHealth:
     return ConnectionHealth(Venue.HYPERLIQUID, "hyperliquid#1", state, **fields)  # type: ignore[arg-type]
 
 
-class StatusApp(App[None]):
-    def __init__(self, bar: StatusBar) -> None:
-        super().__init__()
-        self.bar = bar
-
-    def compose(self) -> ComposeResult:
-        yield self.bar
-
-
-def style_at(strip: Strip, text: str) -> Style:
-    position = strip.text.index(text)
-    for segment in strip:
-        if position < len(segment.text):
-            return segment.style or Style()
-        position -= len(segment.text)
-    raise AssertionError(text)
-
-
 async def test_each_connection_state_reads_and_is_colour_coded() -> None:
     current: list[ConnectionHealth] = []
     bar = StatusBar(lambda: current, hint="? help  q quit")
-    async with StatusApp(bar).run_test(size=(100, 3)) as pilot:
+    async with OneWidgetApp(bar).run_test(size=(100, 3)) as pilot:
 
         async def show(entry: ConnectionHealth) -> Strip:
             current[:] = [entry]
@@ -79,7 +60,7 @@ async def test_several_connections_and_a_hostile_label() -> None:
         ConnectionHealth(Venue.ASTER, "[b]aster\x1b]0;x\x07", ConnectionState.CLOSED),
     ]
     bar = StatusBar(lambda: entries)
-    async with StatusApp(bar).run_test(size=(80, 3)) as pilot:
+    async with OneWidgetApp(bar).run_test(size=(80, 3)) as pilot:
         await pilot.pause()
         text = bar.render_line(0).text
     assert "hyperliquid#1 live 0.1s 5.0 msg/s  │ [b]aster closed" in text
@@ -96,7 +77,7 @@ async def test_repaints_only_when_the_text_changes() -> None:
         return entries
 
     bar = StatusBar(source, hint="q quit")
-    async with StatusApp(bar).run_test(size=(60, 3)) as pilot:
+    async with OneWidgetApp(bar).run_test(size=(60, 3)) as pilot:
         await pilot.pause()
         first = bar.render_line(0)
         await pilot.pause(0.7)  # a couple of polls
@@ -112,7 +93,7 @@ async def test_the_hint_keeps_its_place_on_a_narrow_screen() -> None:
     bar = StatusBar(
         lambda: [health(ConnectionState.LIVE, data_age=0.1, message_rate=5)] * 4, hint="q quit"
     )
-    async with StatusApp(bar).run_test(size=(40, 3)) as pilot:
+    async with OneWidgetApp(bar).run_test(size=(40, 3)) as pilot:
         await pilot.pause()
         line = bar.render_line(0)
     assert line.cell_length == 40

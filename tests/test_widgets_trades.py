@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from rich.style import Style
-from textual.app import App, ComposeResult
-from textual.strip import Strip
-
-from app.model import Channel, Side, StreamKey, StreamState, Trade, Trades, Venue
+from app.model import Channel, Side, StreamState, Trade, Trades
 from app.state import Stream
+from tests.widget_harness import OneWidgetApp, hyperliquid_key, lines, stream_with, style_at
 from widgets import TradeTapeView
 from widgets.trades import large_trade_threshold
 
@@ -19,33 +16,7 @@ def trade(index: int, price: str, size: str, side: Side) -> Trade:
 
 
 def tape_stream(trades: list[Trade], state: StreamState = StreamState.LIVE) -> Stream:
-    stream = Stream(StreamKey(Venue.HYPERLIQUID, Channel.TRADES, "BTC"))
-    stream.data.apply(Trades("BTC", trades))
-    stream.state = state
-    stream.last_data_at = 100.0
-    return stream
-
-
-class TapeApp(App[None]):
-    def __init__(self, view: TradeTapeView) -> None:
-        super().__init__()
-        self.view = view
-
-    def compose(self) -> ComposeResult:
-        yield self.view
-
-
-def lines(view: TradeTapeView) -> list[str]:
-    return [view.render_line(y).text for y in range(view.size.height)]
-
-
-def style_at(strip: Strip, text: str) -> Style:
-    position = strip.text.index(text)
-    for segment in strip:
-        if position < len(segment.text):
-            return segment.style or Style()
-        position -= len(segment.text)
-    raise AssertionError(text)
+    return stream_with(hyperliquid_key(Channel.TRADES), Trades("BTC", trades), state=state)
 
 
 THREE = [
@@ -57,7 +28,7 @@ THREE = [
 
 async def test_newest_trade_on_top_with_utc_times_and_sides() -> None:
     view = TradeTapeView(tape_stream(list(THREE)))
-    async with TapeApp(view).run_test(size=(44, 8)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(44, 8)) as pilot:
         await pilot.pause()
         shown = lines(view)
         buy = view.get_component_rich_style("trades--buy").color
@@ -78,7 +49,7 @@ async def test_newest_trade_on_top_with_utc_times_and_sides() -> None:
 async def test_shows_only_what_fits_newest_first() -> None:
     trades = [trade(i, str(100 + i), "1", Side.BUY) for i in range(30)]
     view = TradeTapeView(tape_stream(trades))
-    async with TapeApp(view).run_test(size=(40, 6)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 6)) as pilot:
         await pilot.pause()
         shown = lines(view)
     assert [line.split()[1] for line in shown[2:]] == ["129", "128", "127", "126"]
@@ -96,7 +67,7 @@ async def test_large_trades_are_bold() -> None:
     trades = [trade(i, "100", "1", Side.BUY) for i in range(25)]
     trades.append(trade(25, "101", "50", Side.SELL))
     view = TradeTapeView(tape_stream(trades))
-    async with TapeApp(view).run_test(size=(40, 6)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 6)) as pilot:
         await pilot.pause()
         whale, normal = view.render_line(2), view.render_line(3)
     assert style_at(whale, "▼").bold
@@ -106,7 +77,7 @@ async def test_large_trades_are_bold() -> None:
 async def test_stale_and_resyncing_tapes_are_dimmed_not_hidden() -> None:
     stream = tape_stream(list(THREE), state=StreamState.STALE)
     view = TradeTapeView(stream, clock=lambda: 130.0)
-    async with TapeApp(view).run_test(size=(44, 8)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(44, 8)) as pilot:
         await pilot.pause()
         dim = view.get_component_rich_style("stream--dim").color
         assert "STALE 30s" in view.render_line(0).text
@@ -123,7 +94,7 @@ async def test_stale_and_resyncing_tapes_are_dimmed_not_hidden() -> None:
 async def test_empty_tape_and_rebuilds_only_on_new_trades() -> None:
     stream = tape_stream([])
     view = TradeTapeView(stream)
-    async with TapeApp(view).run_test(size=(40, 6)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(40, 6)) as pilot:
         await pilot.pause()
         assert "no trades yet" in view.render_line(1).text
         builds = view.body_builds
@@ -142,6 +113,6 @@ async def test_empty_tape_and_rebuilds_only_on_new_trades() -> None:
 
 async def test_garbage_numbers_from_a_venue_do_not_break_the_tape() -> None:
     view = TradeTapeView(tape_stream([trade(-1, "abc", "NaN", Side.SELL), *THREE]))
-    async with TapeApp(view).run_test(size=(44, 8)) as pilot:
+    async with OneWidgetApp(view).run_test(size=(44, 8)) as pilot:
         await pilot.pause()
         assert lines(view)[5].split()[1:] == ["?", "?", "▼"]
