@@ -393,6 +393,7 @@ async def test_rest_errors(emu: HyperliquidEmulator) -> None:
         {"type": "nope"},
         {"type": "l2Book"},
         {"type": "l2Book", "coin": "BTC", "nSigFigs": 9},
+        {"type": "l2Book", "coin": "BTC", "mantissa": 2},
         {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "2m", "startTime": 0}},
         {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m"}},
         {"type": "userFills", "user": "bob"},

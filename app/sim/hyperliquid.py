@@ -488,7 +488,7 @@ class HyperliquidEmulator(EmulatorServer):
     def _info_l2_book(self, body: dict[str, Any]) -> Any:
         coin = self._str(body, "coin")
         n_sig_figs, mantissa = self._book_precision(body)
-        if n_sig_figs is not None and not self._valid_precision(n_sig_figs, mantissa):
+        if not self._valid_precision(n_sig_figs, mantissa):
             raise _Invalid
         item = self.listings.get(coin)  # type: ignore[arg-type]
         return None if item is None else self._book(item, n_sig_figs, mantissa, BOOK_LEVELS)
