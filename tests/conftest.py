@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from app.model import Venue
 from app.service import SubscriptionService
 from app.sim.hyperliquid import HyperliquidEmulator
+from app.sim.runner import EmulatorThread
 from app.supervisor import Backoff
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness, VenueAdapter
@@ -26,6 +27,20 @@ FAST_LIVENESS = Liveness(ping_interval=1.0, probe_after=0.3, pong_timeout=0.6)
 async def emulator():
     async with HyperliquidEmulator(seed=11, book_interval=0.1, idle_timeout=30) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def emus() -> Iterator[EmulatorThread]:
+    """The emulator on its own thread and loop, for synchronous third-party clients."""
+    with EmulatorThread(["hyperliquid"], seed=21) as thread:
+        yield thread
+
+
+@pytest.fixture(scope="module")
+def hl(emus: EmulatorThread) -> HyperliquidEmulator:
+    server = emus["hyperliquid"]
+    assert isinstance(server, HyperliquidEmulator)
+    return server
 
 
 def endpoint_of(server: HyperliquidEmulator) -> Endpoint:

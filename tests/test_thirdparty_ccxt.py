@@ -3,7 +3,6 @@ configured only through ``urls``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,18 +16,6 @@ from app.sim.runner import EmulatorThread  # noqa: E402
 pytestmark = pytest.mark.timeout(40)
 SYMBOLS = {"BTC/USDC:USDC", "ETH/USDC:USDC", "SOL/USDC:USDC", "HYPE/USDC:USDC", "PURR/USDC", "HYPE/USDC"}
 
-
-@pytest.fixture(scope="module")
-def emus() -> Iterator[EmulatorThread]:
-    with EmulatorThread(["hyperliquid"], seed=31) as thread:
-        yield thread
-
-
-@pytest.fixture(scope="module")
-def hl(emus: EmulatorThread) -> HyperliquidEmulator:
-    server = emus["hyperliquid"]
-    assert isinstance(server, HyperliquidEmulator)
-    return server
 
 
 def rest_client(hl: HyperliquidEmulator) -> "ccxt.hyperliquid":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,18 +18,6 @@ from app.sim.runner import EmulatorThread  # noqa: E402
 
 pytestmark = pytest.mark.timeout(30)
 
-
-@pytest.fixture(scope="module")
-def emus() -> Iterator[EmulatorThread]:
-    with EmulatorThread(["hyperliquid"], seed=21) as thread:
-        yield thread
-
-
-@pytest.fixture(scope="module")
-def hl(emus: EmulatorThread) -> HyperliquidEmulator:
-    server = emus["hyperliquid"]
-    assert isinstance(server, HyperliquidEmulator)
-    return server
 
 
 def test_rest_calls(emus: EmulatorThread, hl: HyperliquidEmulator) -> None:
