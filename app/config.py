@@ -12,6 +12,7 @@ Validation errors name the key, the value and what was expected (see :func:`load
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,7 +137,7 @@ def apply_endpoint_override(raw: dict[str, Any], override: str) -> None:
 
 
 def load_settings(
-    path: Path | None = None, endpoints: list[str] = (), **overrides: Any
+    path: Path | None = None, endpoints: Sequence[str] = (), **overrides: Any
 ) -> Settings:
     """Read the TOML file (if any), apply command-line overrides, validate."""
     raw: dict[str, Any] = {}

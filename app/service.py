@@ -177,6 +177,7 @@ class SubscriptionService:
             return
         del self._handles[key]
         del self._streams[key]
+        self._last_resync.pop(key, None)
         connection = self._carrier.pop(key)
         connection.remove(key)
         conns = self._connections[key.venue]

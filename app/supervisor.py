@@ -35,10 +35,11 @@ from app.model import (
     MarketEvent,
     StreamKey,
     StreamState,
+    Trades,
 )
 from app.rest import RestError
 from app.state import Stream
-from app.venues.base import Ack, Data, DecodeError, Liveness, Pong, VenueAdapter, VenueError
+from app.venues.base import Data, DecodeError, Liveness, VenueAdapter, VenueError
 
 log = logging.getLogger("perpterm.supervisor")
 
@@ -114,6 +115,8 @@ class Connection:
         self.frames = 0
         self.last_data_at: float | None = None
         self._arrivals: deque[float] = deque()
+        self._last_inbound = 0.0  # any frame or pong; liveness, not data
+        self._probe_sent_at: float | None = None  # an unanswered probe is out since then
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._refreshes: dict[StreamKey, asyncio.Task[None]] = {}
@@ -282,8 +285,7 @@ class Connection:
         now = self._clock()
         self.frames += 1
         self._arrivals.append(now)
-        while now - self._arrivals[0] > RATE_WINDOW:
-            self._arrivals.popleft()
+        self._prune_arrivals(now)
         self._last_inbound = now
         self._probe_sent_at = None  # any inbound frame proves the socket alive
         if self.state is ConnectionState.STALE:
@@ -303,13 +305,12 @@ class Connection:
                 self.last_data_at = now
                 if stream.key in self._awaiting_first:
                     self._awaiting_first.discard(stream.key)
-                    if hasattr(item.event, "backlog"):
-                        item.event.backlog = True
+                    if isinstance(item.event, Trades):
+                        item.event.backlog = True  # first frames are backlogs, on every venue
                 self._sink.ingest(stream, item.event)
             elif isinstance(item, VenueError):
                 self._venue_error(item)
-            elif isinstance(item, Ack | Pong):
-                pass  # liveness already noted; acks carry nothing we need beyond the data
+            # Ack, Pong, Ignored: liveness is already noted above; they carry nothing else we use.
 
     def _venue_error(self, error: VenueError) -> None:
         stream = self._stream_for(error.subscription)
@@ -334,7 +335,7 @@ class Connection:
         tick = min(0.25, policy.pong_timeout / 4)
         now = self._clock()
         self._last_inbound = now
-        self._probe_sent_at: float | None = None
+        self._probe_sent_at = None
         last_ping = now
         while True:
             await asyncio.sleep(tick)
@@ -389,10 +390,13 @@ class Connection:
         self.state, self.reason = state, reason
         self._sink.connection_changed(self)
 
-    def health(self) -> ConnectionHealth:
-        now = self._clock()
+    def _prune_arrivals(self, now: float) -> None:
         while self._arrivals and now - self._arrivals[0] > RATE_WINDOW:
             self._arrivals.popleft()
+
+    def health(self) -> ConnectionHealth:
+        now = self._clock()
+        self._prune_arrivals(now)
         return ConnectionHealth(
             venue=self.adapter.venue,
             label=self.label,

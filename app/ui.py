@@ -19,10 +19,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from app.config import INTERVALS, Settings
-from app.model import Channel, MarketInfo, StreamState, Venue
+from app.model import Channel, ConnectionHealth, MarketInfo, StreamState, Venue
 from app.rest import RestError
 from app.service import Subscription, SubscriptionService
-from app.state import TickerData
+from app.state import Stream, TickerData
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness
 from themes import register_themes
@@ -109,7 +109,7 @@ class PerptermApp(App[None]):
                 yield TradeTapeView(id="tape")
         yield StatusBar(health=self._health, hint="? help  / markets  q quit", id="status")
 
-    def _health(self):  # noqa: ANN202 - the StatusBar's callable
+    def _health(self) -> list[ConnectionHealth]:
         return [] if self.service is None else self.service.health()
 
     async def on_mount(self) -> None:
@@ -160,7 +160,7 @@ class PerptermApp(App[None]):
         self.query_one(TradeTapeView).bind(self._stream(Channel.TRADES), title=title)
         self.query_one(CandleChart).bind(self._stream(Channel.CANDLES), title=title)
 
-    def _stream(self, channel: Channel):  # noqa: ANN202
+    def _stream(self, channel: Channel) -> Stream | None:
         handle = self._handles.get(channel)
         return None if handle is None else handle.stream
 

@@ -27,7 +27,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.model import Channel, StreamState, Venue  # noqa: E402
+from app.model import BookSnapshot, Channel, StreamState, Venue  # noqa: E402
 from app.service import SubscriptionService  # noqa: E402
 from app.venues import build_adapter  # noqa: E402
 from app.venues.base import Endpoint  # noqa: E402
@@ -98,7 +98,7 @@ async def run_perpterm(server: FloodServer, count: int) -> tuple[float, float]:
     done = asyncio.Event()
     received = 0
 
-    def on_event(event: object) -> None:
+    def on_event(event: BookSnapshot) -> None:
         nonlocal received
         received += 1
         if received >= count:
@@ -108,7 +108,7 @@ async def run_perpterm(server: FloodServer, count: int) -> tuple[float, float]:
     while handle.stream.state is not StreamState.LIVE:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)
-    handle.listener = lambda event: None if isinstance(event, StreamState) else on_event(event)
+    handle.listener = lambda event: on_event(event) if isinstance(event, BookSnapshot) else None
     server.flood(count)
     wall, cpu = time.perf_counter(), time.process_time()
     await done.wait()
