@@ -75,8 +75,8 @@ def test_spot_context_uses_the_same_route_as_perp_context(adapter):
 def test_all_mids_bbo_and_control_frames(adapter):
     mids = one(adapter, '{"channel":"allMids","data":{"mids":{"BTC":"108963.5","@107":"41.2"}}}')
     assert mids.event == AllMids({"BTC": "108963.5", "@107": "41.2"})
-    bbo = one(adapter, '{"channel":"bbo","data":{"coin":"BTC","time":1,"bbo":[null,{"px":"2","sz":"1","n":1}]}}')
-    assert bbo.event == Bbo("BTC", None, ("2", "1"), 1)
+    bbo = one(adapter, '{"channel":"bbo","data":{"coin":"BTC","time":1750948919838,"bbo":[null,{"px":"2","sz":"1","n":1}]}}')
+    assert bbo.event == Bbo("BTC", None, ("2", "1"), 1750948919838)
     assert isinstance(one(adapter, '{"channel":"pong"}'), Pong)
     assert isinstance(one(adapter, GREETING), Ignored)
     ack = one(adapter, '{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":'

@@ -28,6 +28,10 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
   is the one RFC 6455 registers for a restart);
 * :meth:`~EmulatorServer.reject_new_connections` accepts the upgrade and closes it at once with a given
   code and reason (e.g. 4001 "unauthorized"); ``None`` turns it off;
+* :meth:`~EmulatorServer.ignore_requests` drops, unanswered, every client frame that contains a
+  given text (e.g. ``'"subscribe"'``): a lost subscribe, while pings are still answered;
+* ``await`` :meth:`~EmulatorServer.inject` sends raw frames (poison, hostile text) to every open
+  WebSocket, in order with the venue's own frames: ``str`` as text frames, ``bytes`` as binary;
 * ``await`` :meth:`~EmulatorServer.flood` (each venue implements it with
   :meth:`~EmulatorServer.send_burst`) sends order-book frames as fast as the transports take them.
 
@@ -177,6 +181,7 @@ class EmulatorServer:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._rejection: tuple[int, str] | None = None
+        self._ignored_request: str | None = None
         self._virtual_anchor = (self.engine.now_ms, time.monotonic())
 
     # -- addresses -------------------------------------------------------------------------------
@@ -364,12 +369,12 @@ class EmulatorServer:
         return ws
 
     async def _dispatch(self, conn: WsConnection, message: WSMessage) -> None:
-        if message.type is WSMsgType.TEXT:
+        if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             self.stats.frames_received += 1
-            await self.on_ws_message(conn, message.data)
-        elif message.type is WSMsgType.BINARY:
-            self.stats.frames_received += 1
-            await self.on_ws_message(conn, message.data.decode("utf-8", "replace"))
+            text = message.data if message.type is WSMsgType.TEXT else message.data.decode("utf-8", "replace")
+            if self._ignored_request is not None and self._ignored_request in text:
+                return
+            await self.on_ws_message(conn, text)
         elif message.type is WSMsgType.PING:
             await conn.pong(message.data)
 
@@ -460,6 +465,25 @@ class EmulatorServer:
     def reject_new_connections(self, close_code: int | None, reason: str = "") -> None:
         """Close every new WebSocket right after the upgrade with ``close_code`` (None: accept again)."""
         self._rejection = None if close_code is None else (close_code, reason)
+
+    def ignore_requests(self, containing: str | None) -> None:
+        """Drop, unanswered, client frames containing ``containing`` (``None``: answer all again)."""
+        self._ignored_request = containing
+
+    async def inject(self, *frames: str | bytes) -> int:
+        """Send raw frames to every open WebSocket (``bytes`` as binary frames); returns how many
+        were written. For poison-frame and hostile-text tests: no validation, no encoding."""
+        sent = 0
+        for conn in list(self.connections):
+            for frame in frames:
+                if self.stalled or conn.closed:
+                    break
+                kind = WSMsgType.BINARY if isinstance(frame, bytes) else WSMsgType.TEXT
+                data = frame if isinstance(frame, bytes) else frame.encode("utf-8", "surrogatepass")
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await conn.ws.send_frame(data, kind)
+                    sent += 1
+        return sent
 
     # -- venue hooks -----------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ frames cannot be told apart) are never put on the same connection.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +27,20 @@ from app.rest import RestClient
 
 class DecodeError(ValueError):
     """A frame could not be understood; counted and reported, never fatal."""
+
+
+@contextmanager
+def decoding(what: str) -> Iterator[None]:
+    """Turn the errors of reading an unexpected shape (a missing key, a list where an object was
+    expected, a short array) into a :class:`DecodeError` naming ``what`` was being read."""
+    try:
+        yield
+    except DecodeError:
+        raise
+    except KeyError as exc:
+        raise DecodeError(f"{what} lacks {str(exc)[:40]}") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise DecodeError(f"malformed {what} ({type(exc).__name__})") from None
 
 
 @dataclass(slots=True)

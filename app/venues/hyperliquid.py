@@ -26,6 +26,7 @@ from app.model import (
     Candle,
     CandleHistory,
     Channel,
+    Level,
     MarketEvent,
     MarketInfo,
     Side,
@@ -35,6 +36,7 @@ from app.model import (
     Trades,
     Venue,
 )
+from app.venues import fields
 from app.venues.base import (
     Ack,
     Data,
@@ -46,6 +48,7 @@ from app.venues.base import (
     Pong,
     VenueAdapter,
     VenueError,
+    decoding,
 )
 
 NETWORKS: dict[str, Endpoint] = {
@@ -84,32 +87,42 @@ _BOOK_OPTIONS = ("nSigFigs", "mantissa", "fast")
 HISTORY_BARS = 500
 
 
-def _level(raw: dict[str, Any] | None) -> tuple[str, str] | None:
-    return None if raw is None else (raw["px"], raw["sz"])
+def _level(raw: Any, what: str) -> Level:
+    level = fields.obj(raw, what)
+    return (fields.price(level["px"], f"{what}.px"), fields.size(level["sz"], f"{what}.sz"))
 
 
-def _candle(raw: dict[str, Any]) -> Candle:
+def _levels(raw: Any, what: str) -> list[Level]:
+    return [_level(level, what) for level in fields.array(raw, what)]
+
+
+def _candle(raw: Any) -> Candle:
+    candle = fields.obj(raw, "candle")
+    count = candle.get("n")
     return Candle(
-        market=raw["s"],
-        interval=raw["i"],
-        open_time_ms=raw["t"],
-        close_time_ms=raw["T"],
-        open=raw["o"],
-        high=raw["h"],
-        low=raw["l"],
-        close=raw["c"],
-        volume=raw["v"],
-        trade_count=raw.get("n"),
+        market=fields.name(candle["s"], "candle.s"),
+        interval=fields.name(candle["i"], "candle.i"),
+        open_time_ms=fields.time_ms(candle["t"], "candle.t"),
+        close_time_ms=fields.time_ms(candle["T"], "candle.T"),
+        open=fields.price(candle["o"], "candle.o"),
+        high=fields.price(candle["h"], "candle.h"),
+        low=fields.price(candle["l"], "candle.l"),
+        close=fields.price(candle["c"], "candle.c"),
+        volume=fields.size(candle["v"], "candle.v"),
+        trade_count=None if count is None else fields.integer(count, "candle.n"),
     )
 
 
-def _book(raw: dict[str, Any]) -> BookSnapshot:
-    bids, asks = raw["levels"]
+def _book(raw: Any) -> BookSnapshot:
+    book = fields.obj(raw, "l2Book")
+    sides = fields.array(book["levels"], "l2Book.levels")
+    if len(sides) != 2:
+        raise DecodeError("l2Book.levels is not [bids, asks]")
     return BookSnapshot(
-        market=raw["coin"],
-        bids=[(level["px"], level["sz"]) for level in bids],
-        asks=[(level["px"], level["sz"]) for level in asks],
-        time_ms=raw["time"],
+        market=fields.name(book["coin"], "l2Book.coin"),
+        bids=_levels(sides[0], "bid"),
+        asks=_levels(sides[1], "ask"),
+        time_ms=fields.time_ms(book["time"], "l2Book.time"),
     )
 
 
@@ -186,19 +199,16 @@ class HyperliquidAdapter(VenueAdapter):
             if frame == GREETING:
                 return [Ignored()]
             raise DecodeError("frame is not JSON") from None
-        try:
+        with decoding("frame"):
+            message = fields.obj(message, "frame")
             channel = message["channel"]
             if channel == "pong":
                 return [Pong()]
-            data = message["data"]
-            decoder = _DECODERS.get(channel)
+            decoder = _DECODERS.get(channel) if isinstance(channel, str) else None
             if decoder is None:
                 raise DecodeError(f"unknown channel {str(channel)[:40]!r}")
-            return decoder(data)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            if isinstance(exc, DecodeError):
-                raise
-            raise DecodeError(f"malformed {type(exc).__name__}: {str(exc)[:60]}") from None
+            with decoding(f"{channel} frame"):
+                return decoder(message["data"])
 
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
         if key.channel is Channel.BOOK:
@@ -206,7 +216,8 @@ class HyperliquidAdapter(VenueAdapter):
             body["nSigFigs"] = key.param("nSigFigs")
             body["mantissa"] = key.param("mantissa")
             raw = await self.rest.post_json("/info", body)
-            return [] if raw is None else [_book(raw)]
+            with decoding("l2Book snapshot"):
+                return [] if raw is None else [_book(raw)]
         if key.channel is Channel.CANDLES:
             interval = key.param("interval", "1m")
             end = int(time.time() * 1000)
@@ -217,105 +228,144 @@ class HyperliquidAdapter(VenueAdapter):
                 "endTime": end,
             }
             raw = await self.rest.post_json("/info", {"type": "candleSnapshot", "req": request})
-            candles = sorted((_candle(c) for c in raw), key=lambda c: c.open_time_ms)
+            with decoding("candleSnapshot"):
+                candles = sorted(map(_candle, fields.array(raw, "candles")), key=lambda c: c.open_time_ms)
             return [CandleHistory(key.market, interval, candles)]
         if key.channel is Channel.ALL_MIDS:
             body = {"type": "allMids"}
             if dex := key.param("dex"):
                 body["dex"] = dex
             raw = await self.rest.post_json("/info", body)
-            return [] if raw is None else [AllMids(dict(raw))]
+            with decoding("allMids snapshot"):
+                return [] if raw is None else [AllMids(_mids(raw))]
         return []
 
     async def markets(self) -> list[MarketInfo]:
         meta = await self.rest.post_json("/info", {"type": "meta"})
         spot = await self.rest.post_json("/info", {"type": "spotMeta"})
-        markets = [
-            MarketInfo(
-                venue=self.venue,
-                market=asset["name"],
-                display=f"{asset['name']}-PERP",
-                kind="perp",
-                price_decimals=max(0, 6 - asset["szDecimals"]),
-                size_decimals=asset["szDecimals"],
-            )
-            for asset in meta["universe"]
-            if not asset.get("isDelisted")
-        ]
-        tokens = {token["index"]: token for token in spot["tokens"]}
-        for pair in spot["universe"]:
-            base, quote = (tokens[i] for i in pair["tokens"])
-            markets.append(
-                MarketInfo(
-                    venue=self.venue,
-                    market=pair["name"],
-                    display=f"{base['name']}/{quote['name']}",
-                    kind="spot",
-                    price_decimals=max(0, 8 - base["szDecimals"]),
-                    size_decimals=base["szDecimals"],
-                )
-            )
+        with decoding("meta"):
+            markets = [
+                _listing(asset, "perp", fields.name(asset["name"], "asset name"))
+                for asset in map(_object, fields.array(fields.obj(meta, "meta")["universe"], "universe"))
+                if not asset.get("isDelisted")
+            ]
+        with decoding("spotMeta"):
+            spot = fields.obj(spot, "spotMeta")
+            tokens = {
+                fields.integer(token["index"], "token index"): token
+                for token in map(_object, fields.array(spot["tokens"], "tokens"))
+            }
+            for pair in map(_object, fields.array(spot["universe"], "spot universe")):
+                base, quote = (tokens[i] for i in fields.array(pair["tokens"], "pair tokens"))
+                display = f"{fields.name(base['name'], 'token name')}/{fields.name(quote['name'], 'token name')}"
+                markets.append(_listing(base, "spot", display, market=pair["name"]))
         return markets
 
 
+def _object(raw: Any) -> dict[str, Any]:
+    return fields.obj(raw, "listing")
+
+
+def _listing(asset: dict[str, Any], kind: str, display: str, market: Any = None) -> MarketInfo:
+    """A perp asset (``market`` is its name) or a spot pair (``asset`` is its base token)."""
+    size_decimals = fields.integer(asset["szDecimals"], "szDecimals", high=20)
+    max_decimals = 6 if kind == "perp" else 8  # the venue's price-decimal rule per kind
+    return MarketInfo(
+        venue=Venue.HYPERLIQUID,
+        market=fields.name(asset["name"] if market is None else market, "market name"),
+        display=display if kind == "spot" else f"{display}-PERP",
+        kind=kind,
+        price_decimals=max(0, max_decimals - size_decimals),
+        size_decimals=size_decimals,
+    )
+
+
 def _decode_book(data: Any) -> list[Decoded]:
-    return [Data(("l2Book", data["coin"]), _book(data))]
+    book = _book(data)
+    return [Data(("l2Book", book.market), book)]
 
 
 def _decode_trades(data: Any) -> list[Decoded]:
-    if not data:
+    raws = fields.array(data, "trades")
+    if not raws:
         return []  # empty arrays happen; the official SDK skips them too
-    coin = data[0]["coin"]
-    trades = [
-        Trade(
-            market=coin,
-            price=raw["px"],
-            size=raw["sz"],
-            side=Side.BUY if raw["side"] == "B" else Side.SELL,
-            time_ms=raw["time"],
-            trade_id=str(raw["tid"]),
-        )
-        for raw in data
-    ]
+    trades = [_trade(raw) for raw in raws]
+    coin = trades[0].market
+    if any(trade.market != coin for trade in trades):
+        raise DecodeError("trades frame mixes coins")
     trades.sort(key=lambda trade: trade.time_ms)
     return [Data(("trades", coin), Trades(coin, trades))]
 
 
+def _trade(raw: Any) -> Trade:
+    trade = fields.obj(raw, "trade")
+    side = trade["side"]
+    if side not in ("B", "A"):
+        raise DecodeError(f"trade.side is not B or A: {str(side)[:10]!r}")
+    return Trade(
+        market=fields.name(trade["coin"], "trade.coin"),
+        price=fields.price(trade["px"], "trade.px"),
+        size=fields.size(trade["sz"], "trade.sz"),
+        side=Side.BUY if side == "B" else Side.SELL,
+        time_ms=fields.time_ms(trade["time"], "trade.time"),
+        trade_id=str(fields.integer(trade["tid"], "trade.tid")),
+    )
+
+
 def _decode_candle(data: Any) -> list[Decoded]:
-    candles = data if isinstance(data, list) else [data]  # documented as a list, sent as an object
-    return [Data(("candle", raw["s"], raw["i"]), _candle(raw)) for raw in candles]
+    raws = data if isinstance(data, list) else [data]  # documented as a list, sent as an object
+    candles = [_candle(raw) for raw in raws]
+    return [Data(("candle", c.market, c.interval), c) for c in candles]
 
 
 def _decode_asset_ctx(data: Any) -> list[Decoded]:
-    coin, ctx = data["coin"], data["ctx"]
+    data = fields.obj(data, "assetCtx")
+    coin = fields.name(data["coin"], "assetCtx.coin")
+    ctx = fields.obj(data["ctx"], "assetCtx.ctx")
     ticker = Ticker(
         market=coin,
-        mark=ctx.get("markPx"),
-        mid=ctx.get("midPx"),
-        index=ctx.get("oraclePx"),
-        funding_rate=ctx.get("funding"),
-        open_interest=ctx.get("openInterest"),
-        volume_24h=ctx.get("dayNtlVlm"),
-        prev_day_price=ctx.get("prevDayPx"),
+        mark=fields.optional_decimal(ctx.get("markPx"), "markPx"),
+        mid=fields.optional_decimal(ctx.get("midPx"), "midPx"),
+        index=fields.optional_decimal(ctx.get("oraclePx"), "oraclePx"),
+        funding_rate=fields.optional_decimal(ctx.get("funding"), "funding", signed=True),
+        open_interest=fields.optional_decimal(ctx.get("openInterest"), "openInterest"),
+        volume_24h=fields.optional_decimal(ctx.get("dayNtlVlm"), "dayNtlVlm"),
+        prev_day_price=fields.optional_decimal(ctx.get("prevDayPx"), "prevDayPx"),
     )
     return [Data(("activeAssetCtx", coin), ticker)]
 
 
 def _decode_all_mids(data: Any) -> list[Decoded]:
-    mids = data["mids"]
-    if not isinstance(mids, dict):
-        raise DecodeError("allMids.mids is not an object")
-    return [Data(("allMids", data.get("dex") or ""), AllMids(mids))]
+    data = fields.obj(data, "allMids")
+    dex = data.get("dex") or ""
+    if dex:
+        fields.name(dex, "allMids.dex")
+    return [Data(("allMids", dex), AllMids(_mids(data["mids"])))]
+
+
+def _mids(raw: Any) -> dict[str, str]:
+    return {
+        fields.name(coin, "allMids coin"): fields.decimal_text(mid, "allMids mid")
+        for coin, mid in fields.obj(raw, "allMids.mids").items()
+    }
 
 
 def _decode_bbo(data: Any) -> list[Decoded]:
-    bid, ask = data["bbo"]
-    bbo = Bbo(data["coin"], _level(bid), _level(ask), data.get("time"))
-    return [Data(("bbo", data["coin"]), bbo)]
+    data = fields.obj(data, "bbo")
+    coin = fields.name(data["coin"], "bbo.coin")
+    sides = fields.array(data["bbo"], "bbo.bbo")
+    if len(sides) != 2:
+        raise DecodeError("bbo.bbo is not [bid, ask]")
+    bid, ask = (None if side is None else _level(side, "bbo level") for side in sides)
+    time = data.get("time")
+    bbo = Bbo(coin, bid, ask, None if time is None else fields.time_ms(time, "bbo.time"))
+    return [Data(("bbo", coin), bbo)]
 
 
 def _decode_ack(data: Any) -> list[Decoded]:
-    return [Ack(data["subscription"], unsubscribe=data.get("method") == "unsubscribe")]
+    data = fields.obj(data, "subscriptionResponse")
+    subscription = fields.obj(data["subscription"], "subscriptionResponse.subscription")
+    return [Ack(subscription, unsubscribe=data.get("method") == "unsubscribe")]
 
 
 def _decode_error(data: Any) -> list[Decoded]:

@@ -1,0 +1,98 @@
+"""Strict readers for the fields an adapter keeps from a venue frame.
+
+Every adapter reads prices, sizes, times and names through these, so one rule holds for every
+venue: a value that passes is safe to key a book with, to format and to show; anything else raises
+:class:`~app.venues.base.DecodeError` and the whole frame is dropped and counted. The checks are
+string and integer tests (no ``Decimal`` is built here), cheap enough for the hot path.
+
+* Decimals are the venue's strings, kept as sent: plain digits with at most one point, no sign
+  (except where a field is signed, e.g. funding), no exponent, no spaces, at most
+  :data:`MAX_DECIMAL_CHARS` characters. Floats, booleans, NaN and infinities are refused: no venue
+  we speak sends them for these fields, and a float would already have lost exactness.
+* Prices are > 0, sizes >= 0.
+* Times are integer Unix milliseconds between 2009 and 2100 (not ``bool``, not float).
+* Names (markets, coins, intervals) are non-empty strings of at most :data:`MAX_NAME_CHARS`; their
+  characters are not judged here: a hostile name is shown inert by the widgets, not rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.venues.base import DecodeError
+
+MAX_DECIMAL_CHARS = 40
+MAX_NAME_CHARS = 100
+MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01
+MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01
+
+_UNSIGNED = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+_SIGNED = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)")
+_NONZERO = re.compile(r"[1-9]")
+
+
+def _shown(value: Any) -> str:
+    """A short repr of a bad value for the error text (the caller's log escapes it)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def decimal_text(value: Any, what: str, *, signed: bool = False) -> str:
+    """A decimal string as the venue sent it (see the module rules)."""
+    if type(value) is not str or len(value) > MAX_DECIMAL_CHARS:
+        raise DecodeError(f"{what} is not a decimal string: {_shown(value)}")
+    if (_SIGNED if signed else _UNSIGNED).fullmatch(value) is None:
+        raise DecodeError(f"{what} is not a plain decimal: {_shown(value)}")
+    return value
+
+
+def price(value: Any, what: str = "price") -> str:
+    """A decimal string > 0."""
+    text = decimal_text(value, what)
+    if _NONZERO.search(text) is None:
+        raise DecodeError(f"{what} is not positive: {_shown(value)}")
+    return text
+
+
+def size(value: Any, what: str = "size") -> str:
+    """A decimal string >= 0 (zero deletes a level in a delta)."""
+    return decimal_text(value, what)
+
+
+def optional_decimal(value: Any, what: str, *, signed: bool = False) -> str | None:
+    """``None`` stays ``None`` (a field the venue leaves out); anything else must be a decimal."""
+    return None if value is None else decimal_text(value, what, signed=signed)
+
+
+def integer(value: Any, what: str, *, low: int = 0, high: int = 2**63 - 1) -> int:
+    """An ``int`` (never ``bool``) in ``[low, high]``."""
+    if type(value) is not int or not low <= value <= high:
+        raise DecodeError(f"{what} is not an integer in range: {_shown(value)}")
+    return value
+
+
+def time_ms(value: Any, what: str = "time") -> int:
+    """Unix milliseconds in a plausible range."""
+    return integer(value, what, low=MIN_TIME_MS, high=MAX_TIME_MS)
+
+
+def name(value: Any, what: str = "name") -> str:
+    """A non-empty string of bounded length (a market, coin or interval name)."""
+    if type(value) is not str or not value or len(value) > MAX_NAME_CHARS:
+        raise DecodeError(f"{what} is not a name: {_shown(value)}")
+    return value
+
+
+def obj(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object."""
+    if type(value) is not dict:
+        raise DecodeError(f"{what} is not an object: {_shown(value)}")
+    return value
+
+
+def array(value: Any, what: str) -> list[Any]:
+    """A JSON array."""
+    if type(value) is not list:
+        raise DecodeError(f"{what} is not an array: {_shown(value)}")
+    return value
