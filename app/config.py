@@ -6,13 +6,16 @@ venue at a real exchange is one line::
     [venues.hyperliquid]
     network = "mainnet"          # or "testnet", or ws_url/http_url for any other endpoint
 
-Validation errors name the key, the value and what was expected (see :func:`load_settings`).
+Errors name the key, the value and what was expected, but never echo a secret: URL credentials,
+query strings, values of secret-looking or unknown keys (see :func:`load_settings`).
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,17 +30,61 @@ DEMO = "demo"
 INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 
 
+# Key names whose values are never shown; an unknown key may be one of these misspelt.
+_SECRET_NAME = re.compile(
+    r"key|secret|token|pass|private|jwt|auth|credential|mnemonic|signature|cookie", re.IGNORECASE
+)
+
+
 class ConfigError(ValueError):
     """A configuration problem, phrased for the user."""
 
 
-def _check_url(url: str | None, schemes: tuple[str, ...], what: str) -> str | None:
+def redact_url(url: str) -> str:
+    """``url`` fit for a message: ``user:password@`` and ``?query``/``#fragment`` can hold credentials.
+
+    Everything up to the last ``@`` goes, even without a scheme, so a mistyped URL cannot leak either.
+    """
+    shown = re.sub(r"[?#].*", "?***", url, flags=re.S)
+    scheme, sep, rest = shown.partition("://")
+    if not sep:
+        scheme, rest = "", shown
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{rest}"
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, escaped for the terminal, with URL credentials hidden."""
+    return repr(redact_url(value)) if isinstance(value, str) else repr(value)
+
+
+def _got(value: object) -> str:
+    """`` (got VALUE)`` for a scalar; a table or array is not echoed, it may hold anything."""
+    return f" (got {_shown(value)})" if isinstance(value, str | int | float) else ""
+
+
+def _check_url(url: str | None, schemes: tuple[str, ...]) -> str | None:
     if url is None:
         return None
     parts = urlsplit(url)
     if parts.scheme not in schemes or not parts.hostname:
-        raise ValueError(f"{what} must be a {' or '.join(schemes)} URL with a host")
+        raise ValueError(f"expected a {' or '.join(schemes)} URL with a host")
+    try:
+        parts.port  # urllib checks the port only when it is read
+    except ValueError:
+        raise ValueError("expected a port number 0-65535") from None
     return url
+
+
+@cache
+def theme_names() -> tuple[str, ...]:
+    """perpterm's themes, then Textual's built-in ones: what the app can switch to by name."""
+    from textual.theme import BUILTIN_THEMES  # imported here: only a configured theme needs Textual
+
+    from themes import load_themes
+
+    return (*(theme.name for theme in load_themes()), *BUILTIN_THEMES)
 
 
 class VenueSettings(BaseModel):
@@ -51,8 +98,8 @@ class VenueSettings(BaseModel):
     http_url: str | None = None
     markets: list[str] = Field(default_factory=list, description="markets to show first")
 
-    _check_ws = field_validator("ws_url")(lambda v: _check_url(v, ("ws", "wss"), "ws_url"))
-    _check_http = field_validator("http_url")(lambda v: _check_url(v, ("http", "https"), "http_url"))
+    _check_ws = field_validator("ws_url")(lambda v: _check_url(v, ("ws", "wss")))
+    _check_http = field_validator("http_url")(lambda v: _check_url(v, ("http", "https")))
 
     @model_validator(mode="after")
     def _custom_needs_both(self) -> VenueSettings:
@@ -80,6 +127,14 @@ class Settings(BaseModel):
             raise ValueError(f"expected one of {', '.join(INTERVALS)}")
         return value
 
+    @field_validator("theme")
+    @classmethod
+    def _known_theme(cls, value: str) -> str:
+        names = theme_names()
+        if value not in names:
+            raise ValueError(f"expected a theme such as {', '.join(names[:5])} ({len(names)} in all)")
+        return value
+
     @model_validator(mode="after")
     def _known_networks(self) -> Settings:
         for venue, venue_settings in self.venues.items():
@@ -87,9 +142,8 @@ class Settings(BaseModel):
                 raise ValueError(f"venues.{venue}: not supported yet")
             names = (DEMO, *NETWORKS.get(venue, {}))
             if venue_settings.ws_url is None and venue_settings.network not in names:
-                raise ValueError(
-                    f"venues.{venue}.network: {venue_settings.network!r} is not one of {', '.join(names)}"
-                )
+                network = _shown(venue_settings.network)
+                raise ValueError(f"venues.{venue}.network: {network} is not one of {', '.join(names)}")
         return self
 
     def enabled_venues(self) -> list[Venue]:
@@ -114,21 +168,38 @@ class Settings(BaseModel):
 
 
 def _describe(error: ValidationError) -> str:
-    lines = []
+    """One clause per problem: the dotted key, what was expected, and the value if safe to show."""
+    clauses = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "config"
-        value = item.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{where}: {item['msg']}{shown}")
-    return "; ".join(lines)
+        loc = [str(part) for part in item["loc"] if part != "[key]"]
+        clause = item["msg"].removeprefix("Value error, ")
+        if loc:  # without one, the message comes from a model validator that names its key
+            clause = f"{'.'.join(loc)}: {clause}"
+        unknown_key = item["type"] == "extra_forbidden"  # maybe a misspelt secret
+        if not unknown_key and not any(_SECRET_NAME.search(part) for part in loc):
+            clause += _got(item.get("input"))
+        clauses.append(clause)
+    return "; ".join(clauses)
+
+
+def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``parent[key]``, created empty if missing; the file may hold anything there, not just a table."""
+    table = parent.setdefault(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config error: {where}: expected a table{_got(table)}")
+    return table
 
 
 def apply_endpoint_override(raw: dict[str, Any], override: str) -> None:
     """Apply ``--endpoint VENUE=NETWORK`` or ``VENUE=WS_URL,HTTP_URL`` to raw config data."""
     venue, sep, target = override.partition("=")
     if not sep or not target:
-        raise ConfigError(f"--endpoint {override!r}: expected VENUE=NETWORK or VENUE=WS_URL,HTTP_URL")
-    venue_raw = raw.setdefault("venues", {}).setdefault(venue, {})
+        raise ConfigError(f"--endpoint {_shown(override)}: expected VENUE=NETWORK or VENUE=WS_URL,HTTP_URL")
+    if venue not in ADAPTERS:
+        raise ConfigError(
+            f"--endpoint: unknown venue {_shown(venue)} (expected one of {', '.join(ADAPTERS)})"
+        )
+    venue_raw = _table(_table(raw, "venues", "venues"), venue, f"venues.{venue}")
     if "://" in target:
         ws_url, _, http_url = target.partition(",")
         venue_raw.update(ws_url=ws_url, http_url=http_url or None)
@@ -146,15 +217,17 @@ def load_settings(
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config {path} is not UTF-8 text (bad byte at offset {exc.start})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
     for override in endpoints:
         apply_endpoint_override(raw, override)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     # Venues the file does not mention keep their defaults.
-    venues = raw.setdefault("venues", {})
+    venues = _table(raw, "venues", "venues")
     for venue in ADAPTERS:
-        venues.setdefault(str(venue), {})
+        _table(venues, str(venue), f"venues.{venue}")
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
