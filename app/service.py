@@ -19,6 +19,7 @@ from itertools import count
 from typing import Any
 
 from app.book import BookError
+from app.logsafe import QuietLog, escape
 from app.model import (
     BookSnapshot,
     Channel,
@@ -75,7 +76,7 @@ class SubscriptionService:
         *,
         liveness: dict[Venue, Liveness] | None = None,
         backoff: Callable[[], Backoff] = Backoff,
-        healthy_after: float = 30.0,
+        healthy_after: float = 5.0,
         on_connection: ConnectionListener | None = None,
     ) -> None:
         self.adapters: dict[Venue, VenueAdapter] = {a.venue: a for a in adapters}
@@ -90,6 +91,7 @@ class SubscriptionService:
         self._labels = count(1)
         self._markets: dict[Venue, list[MarketInfo]] = {}
         self._last_resync: dict[StreamKey, float] = {}
+        self._log = QuietLog(log)
 
     # --- the consumer API ---------------------------------------------------------------------
 
@@ -142,12 +144,16 @@ class SubscriptionService:
                 connection.reconnect_now()
 
     async def close(self) -> None:
+        """Close every connection and REST session; never raises (a connection's error is its own)."""
         for conns in self._connections.values():
             for connection in conns:
                 await connection.close()
         self._connections.clear()
         for adapter in self.adapters.values():
-            await adapter.rest.close()
+            try:
+                await adapter.rest.close()
+            except Exception:
+                log.exception("closing %s REST session", adapter.venue)
 
     # --- connections --------------------------------------------------------------------------
 
@@ -188,9 +194,17 @@ class SubscriptionService:
 
     # --- StreamSink: called by connections ----------------------------------------------------
 
-    def ingest(self, stream: Stream, event: MarketEvent) -> None:
-        if isinstance(event, BookSnapshot) and _older_than_held(stream, event):
-            return  # a REST snapshot that lost the race against a newer push
+    def ingest(self, stream: Stream, event: MarketEvent, *, from_snapshot: bool = False) -> None:
+        """Fold one event into the stream's state and tell its consumers.
+
+        A REST snapshot never overrides a venue's refusal (the stream stays ERROR) and never wins
+        over a newer push; a pushed event is the venue serving the stream, which ends an ERROR.
+        """
+        if from_snapshot:
+            if stream.state is StreamState.ERROR:
+                return
+            if isinstance(event, BookSnapshot) and _older_than_held(stream, event):
+                return  # a REST snapshot that lost the race against a newer push
         stream.messages += 1
         stream.last_data_at = time.monotonic()
         try:
@@ -198,20 +212,48 @@ class SubscriptionService:
         except (ResyncNeeded, BookError) as exc:
             self._resync(stream, str(exc))
             return
-        if stream.state is not StreamState.LIVE:
+        stream.fresh = True
+        if from_snapshot:
+            stream.snapshot_due = False
+        else:
+            stream.confirmed = True
+        self.settle(stream)
+        self._notify(stream, event)
+
+    def confirm(self, stream: Stream) -> None:
+        """The venue acknowledged the stream's subscription."""
+        stream.confirmed = True
+        self.settle(stream)
+
+    def settle(self, stream: Stream) -> None:
+        """LIVE once the venue has answered, the data is complete and something is there to show."""
+        if stream.confirmed and stream.state is StreamState.ERROR:
+            self.set_stream_state(stream, StreamState.PENDING)  # accepted on a later try
+        if stream.state is StreamState.LIVE or not stream.confirmed or not stream.fresh:
+            return
+        if stream.snapshot_due:
+            self.set_stream_state(stream, stream.state, "loading history")
+        else:
             self.set_stream_state(stream, StreamState.LIVE)
-        for handle in self._handles.get(stream.key, ()):
-            if handle.listener is not None:
-                handle.listener(event)
 
     def set_stream_state(self, stream: Stream, state: StreamState, reason: str = "") -> None:
         if stream.state is state and stream.reason == reason:
             return
         stream.state, stream.reason = state, reason
-        status = StreamStatus(stream.key, state, reason)
-        for handle in self._handles.get(stream.key, ()):
+        self._notify(stream, StreamStatus(stream.key, state, reason))
+
+    def _notify(self, stream: Stream, message: MarketEvent | StreamStatus) -> None:
+        """Call every listener; one that fails does not keep the message from the others. The
+        first failure is raised afterwards, for the connection to count against the frame."""
+        failure: Exception | None = None
+        for handle in list(self._handles.get(stream.key, ())):
             if handle.listener is not None:
-                handle.listener(status)
+                try:
+                    handle.listener(message)
+                except Exception as exc:
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def connection_changed(self, connection: Connection) -> None:
         if self._on_connection is not None:
@@ -222,9 +264,13 @@ class SubscriptionService:
 
     def _resync(self, stream: Stream, reason: str) -> None:
         """Distrust the stream's state: clear it, show RESYNCING, refetch the snapshot."""
-        log.warning("resync %s: %s", stream.key, reason)
+        reason = escape(reason)
+        self._log.warning(f"resync {stream.key}", f"resync {stream.key}: {reason}")
         stream.resyncs += 1
         stream.data.clear()
+        stream.fresh = False
+        adapter = self.adapters[stream.key.venue]
+        stream.snapshot_due = stream.key.channel in adapter.snapshot_required
         self.set_stream_state(stream, StreamState.RESYNCING, reason)
         now = time.monotonic()
         # Ask REST at most every 2 s: a venue that keeps sending bad books must not be hammered.

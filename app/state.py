@@ -196,7 +196,10 @@ class Stream:
     Times are ``time.monotonic()`` seconds.
     """
 
-    __slots__ = ("key", "data", "state", "reason", "last_data_at", "messages", "resyncs")
+    __slots__ = (
+        "key", "data", "state", "reason", "last_data_at", "messages", "resyncs",
+        "confirmed", "snapshot_due", "fresh",
+    )  # fmt: skip
 
     def __init__(self, key: StreamKey) -> None:
         self.key = key
@@ -206,6 +209,18 @@ class Stream:
         self.last_data_at: float | None = None
         self.messages = 0
         self.resyncs = 0
+        # Since the last (re)subscribe: did the venue answer (ack or data), is the REST snapshot
+        # this channel cannot be shown without still missing, and has any data been applied?
+        # LIVE needs the first and third and not the second (see SubscriptionService.settle).
+        self.confirmed = False
+        self.snapshot_due = False
+        self.fresh = False
+
+    def begin(self, snapshot_due: bool) -> None:
+        """A subscribe was (re)sent: nothing from before it counts as current any more."""
+        self.confirmed = False
+        self.snapshot_due = snapshot_due
+        self.fresh = False
 
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the last data event, or ``None`` before the first one."""

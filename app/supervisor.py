@@ -39,7 +39,8 @@ from app.model import (
 )
 from app.rest import RestError
 from app.state import Stream
-from app.venues.base import Data, DecodeError, Liveness, VenueAdapter, VenueError
+from app.logsafe import QuietLog, escape
+from app.venues.base import Ack, Data, DecodeError, Decoded, Liveness, VenueAdapter, VenueError
 
 log = logging.getLogger("perpterm.supervisor")
 
@@ -76,7 +77,9 @@ class Backoff:
 class StreamSink(Protocol):
     """Where a connection hands what it learns (implemented by the subscription service)."""
 
-    def ingest(self, stream: Stream, event: MarketEvent) -> None: ...
+    def ingest(self, stream: Stream, event: MarketEvent, *, from_snapshot: bool = False) -> None: ...
+
+    def confirm(self, stream: Stream) -> None: ...
 
     def set_stream_state(self, stream: Stream, state: StreamState, reason: str = "") -> None: ...
 
@@ -84,7 +87,13 @@ class StreamSink(Protocol):
 
 
 class Connection:
-    """One supervised WebSocket carrying many streams of one venue."""
+    """One supervised WebSocket carrying many streams of one venue.
+
+    Nothing a venue sends can end it: each frame is decoded, routed and ingested on its own, and a
+    failure there is counted as a bad frame (:attr:`decode_errors`) and logged once per kind. An
+    error in our own code outside a frame is caught by the run loop, shown as FAILED with its
+    reason, and retried with backoff like a dropped socket.
+    """
 
     def __init__(
         self,
@@ -94,7 +103,7 @@ class Connection:
         *,
         liveness: Liveness | None = None,
         backoff: Backoff | None = None,
-        healthy_after: float = 30.0,
+        healthy_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.adapter = adapter
@@ -104,9 +113,11 @@ class Connection:
         self.healthy_after = healthy_after
         self._sink = sink
         self._clock = clock
+        self._log = QuietLog(log)
         self.streams: dict[StreamKey, Stream] = {}
         self._routes: dict[Hashable, Stream] = {}
-        self._awaiting_first: set[StreamKey] = set()
+        self._unanswered: dict[StreamKey, tuple[float, int]] = {}  # subscribe sent at, times sent
+        self._refusals: dict[StreamKey, Backoff] = {}  # streams the venue refused, until it accepts
         self.state = ConnectionState.CONNECTING
         self.reason = ""
         self.retry_at: float | None = None
@@ -114,13 +125,15 @@ class Connection:
         self.decode_errors = 0
         self.frames = 0
         self.last_data_at: float | None = None
+        self._session_data_since: float | None = None  # first data frame of the current session
         self._arrivals: deque[float] = deque()
         self._last_inbound = 0.0  # any frame or pong; liveness, not data
         self._probe_sent_at: float | None = None  # an unanswered probe is out since then
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
-        self._refreshes: dict[StreamKey, asyncio.Task[None]] = {}
+        self._stream_tasks: dict[StreamKey, asyncio.Task[None]] = {}  # snapshot fetch or retry
         self._wake = asyncio.Event()
+        self._skip_backoff = False
         self._closing = False
 
     # --- streams ------------------------------------------------------------------------------
@@ -134,7 +147,7 @@ class Connection:
     def add(self, stream: Stream) -> None:
         self.streams[stream.key] = stream
         self._routes[self.adapter.route(stream.key)] = stream
-        if self._ws is not None and self.state in (ConnectionState.LIVE, ConnectionState.STALE):
+        if self._open:
             self._subscribe(stream)
 
     def remove(self, key: StreamKey) -> None:
@@ -142,101 +155,142 @@ class Connection:
         if stream is None:
             return
         self._routes.pop(self.adapter.route(key), None)
-        self._awaiting_first.discard(key)
-        if (task := self._refreshes.pop(key, None)) is not None:
-            task.cancel()
+        self._unanswered.pop(key, None)
+        self._refusals.pop(key, None)
+        self._cancel_stream_task(key)
         if self._ws is not None:
             self._send(self.adapter.unsubscribe_message(key))
 
+    @property
+    def _open(self) -> bool:
+        return self._ws is not None and self.state in (ConnectionState.LIVE, ConnectionState.STALE)
+
     def _subscribe(self, stream: Stream) -> None:
-        self._awaiting_first.add(stream.key)
+        stream.begin(snapshot_due=stream.key.channel in self.adapter.snapshot_required)
+        self._unanswered[stream.key] = (self._clock(), 1)
         self._send(self.adapter.subscribe_message(stream.key))
         self.refresh(stream)
 
     def refresh(self, stream: Stream) -> None:
         """Fetch the stream's REST snapshot (if the venue has one) unless one is under way."""
-        task = self._refreshes.get(stream.key)
+        task = self._stream_tasks.get(stream.key)
         if task is None or task.done():
-            self._refreshes[stream.key] = asyncio.create_task(self._fetch_snapshot(stream))
+            self._stream_tasks[stream.key] = asyncio.create_task(self._fetch_snapshot(stream))
 
     async def _fetch_snapshot(self, stream: Stream) -> None:
-        try:
-            events = await self.adapter.snapshot(stream.key)
-        except RestError as exc:
-            log.warning("%s: snapshot of %s failed: %s", self.label, stream.key, exc)
+        """Fetch until it succeeds or the stream is released; a failure is shown on the stream
+        (when it has nothing current to show) and retried with backoff."""
+        backoff = Backoff(self.backoff.initial, self.backoff.maximum)
+        while self.streams.get(stream.key) is stream:
+            try:
+                events = await self.adapter.snapshot(stream.key)
+            except Exception as exc:  # RestError, DecodeError, or a bug: all retried, none fatal
+                if not isinstance(exc, RestError):
+                    self.decode_errors += 1
+                delay = backoff.next_delay()
+                problem = f"snapshot failed: {exc}" if isinstance(exc, RestError) else f"bad snapshot: {exc}"
+                self._log.warning(f"snapshot {stream.key}", f"{self.label}: {stream.key} {problem}")
+                if stream.state is not StreamState.LIVE and stream.state is not StreamState.ERROR:
+                    self._sink.set_stream_state(
+                        stream, stream.state, f"{escape(problem)}; retry in {delay:.0f}s"
+                    )
+                await asyncio.sleep(delay)
+                continue
+            if self.streams.get(stream.key) is stream:
+                for event in events:
+                    self._sink.ingest(stream, event, from_snapshot=True)
             return
-        except Exception as exc:  # a malformed snapshot must not kill the connection
-            self.decode_errors += 1
-            log.warning("%s: bad snapshot for %s: %r", self.label, stream.key, exc)
-            return
-        if self.streams.get(stream.key) is stream:
-            for event in events:
-                self._sink.ingest(stream, event)
+
+    def _cancel_stream_task(self, key: StreamKey) -> None:
+        if (task := self._stream_tasks.pop(key, None)) is not None:
+            task.cancel()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"connection {self.label}")
 
     async def close(self) -> None:
+        """Stop for good. Never raises, whatever ended the connection's task."""
         self._closing = True
         self._wake.set()
-        for task in self._refreshes.values():
+        for task in self._stream_tasks.values():
             task.cancel()
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.gather(self._task, return_exceptions=True)
         self._set_state(ConnectionState.CLOSED)
 
     def reconnect_now(self) -> None:
-        """Skip the remaining backoff (user asked to retry, or a FAILED venue was reconfigured)."""
-        self._wake.set()
+        """The user asked to reconnect: an open socket (perhaps stalled) is closed and reopened at
+        once, a backoff wait is cut short, and a FAILED connection is tried once more."""
+        if self._closing:
+            return
+        if self.state is ConnectionState.FAILED:
+            self.backoff.reset()
+            self.start()
+        elif self._ws is not None:
+            self._skip_backoff = True
+            self._ws.transport.abort()
+        else:
+            self._wake.set()
 
     async def _run(self) -> None:
         while not self._closing:
-            self._set_state(ConnectionState.CONNECTING)
-            opened_at: float | None = None
             try:
-                async with connect(
-                    self.adapter.ws_url(),
-                    ping_interval=None,  # liveness is ours (venue pings differ), see _watch
-                    max_size=MAX_FRAME_BYTES,
-                    open_timeout=10,
-                    close_timeout=2,
-                ) as ws:
-                    opened_at = self._clock()
-                    self._ws = ws
-                    self._set_state(ConnectionState.LIVE)
-                    for stream in list(self.streams.values()):
-                        self._resubscribe(stream)
-                    await self._session(ws)
-                    code, reason = ws.close_code, ws.close_reason or ""
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                code, reason = None, f"HTTP {status} on connect"
-                if status in (401, 403):
-                    self._fail(f"authentication rejected (HTTP {status})")
-                    return
-            except websockets.ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd is not None else None
-                reason = _describe(exc)
-            except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
-                code, reason = None, _describe(exc)
-            finally:
-                self._ws = None
-                self._drop_streams()
-            if self._closing:
+                reason = await self._session_attempt()
+            except Exception as exc:  # our bug, not the venue's: show it, then retry
+                log.exception("%s: connection task error", self.label)
+                reason = f"internal error: {type(exc).__name__}: {escape(exc, 80)}"
+                self._set_state(ConnectionState.FAILED, reason)
+            if reason is None or self._closing:
                 return
-            if (fatal := self.adapter.fatal_close(code, reason)) is not None:
-                self._fail(f"{fatal} (close {code})")
-                return
-            if opened_at is not None and self._clock() - opened_at >= self.healthy_after:
-                self.backoff.reset()
-            await self._wait_backoff(reason or (f"closed ({code})" if code else "closed"))
+            if self._skip_backoff:
+                self._skip_backoff = False
+                self.reconnects += 1
+                continue
+            await self._wait_backoff(reason)
+
+    async def _session_attempt(self) -> str | None:
+        """Connect, run one session, and say why it ended (``None``: final, do not retry)."""
+        self._set_state(ConnectionState.CONNECTING)
+        self._session_data_since = None
+        try:
+            async with connect(
+                self.adapter.ws_url(),
+                ping_interval=None,  # liveness is ours (venue pings differ), see _watch
+                max_size=MAX_FRAME_BYTES,
+                open_timeout=10,
+                close_timeout=2,
+            ) as ws:
+                self._ws = ws
+                self._set_state(ConnectionState.LIVE)
+                for stream in list(self.streams.values()):
+                    self._resubscribe(stream)
+                await self._session(ws)
+                code, reason = ws.close_code, ws.close_reason or ""
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            code, reason = None, f"HTTP {status} on connect"
+            if status in (401, 403):
+                self._fail(f"authentication rejected (HTTP {status})")
+                return None
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            reason = _describe(exc)
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            code, reason = None, _describe(exc)
+        finally:
+            self._ws = None
+            self._drop_streams()
+        if (fatal := self.adapter.fatal_close(code, reason)) is not None:
+            self._fail(f"{fatal} (close {code})")
+            return None
+        since = self._session_data_since
+        if since is not None and self.last_data_at is not None and self.last_data_at - since >= self.healthy_after:
+            self.backoff.reset()  # it delivered for a while: a drop now is news, not a pattern
+        return escape(reason, 120) or (f"closed ({code})" if code else "closed")
 
     async def _wait_backoff(self, reason: str) -> None:
         delay = self.backoff.next_delay()
@@ -251,7 +305,7 @@ class Connection:
         self.retry_at = None
 
     def _fail(self, reason: str) -> None:
-        log.error("%s: %s; not retrying", self.label, reason)
+        log.error("%s: %s; not retrying", self.label, escape(reason))
         for stream in self.streams.values():
             self._sink.set_stream_state(stream, StreamState.ERROR, reason)
         self._set_state(ConnectionState.FAILED, reason)
@@ -264,9 +318,10 @@ class Connection:
         self._subscribe(stream)
 
     def _drop_streams(self) -> None:
-        for task in self._refreshes.values():
+        for task in self._stream_tasks.values():
             task.cancel()
-        self._refreshes.clear()
+        self._stream_tasks.clear()
+        self._unanswered.clear()
         for stream in self.streams.values():
             if stream.state not in (StreamState.ERROR, StreamState.PENDING):
                 self._sink.set_stream_state(stream, StreamState.STALE, "disconnected")
@@ -282,6 +337,8 @@ class Connection:
             watchdog.cancel()
 
     def _receive(self, frame: str | bytes) -> None:
+        """Take one frame. Nothing in it may end the session: a failure anywhere in decoding,
+        routing, ingesting or a listener is that frame's failure, counted and logged."""
         now = self._clock()
         self.frames += 1
         self._arrivals.append(now)
@@ -293,31 +350,67 @@ class Connection:
         try:
             decoded = self.adapter.decode(frame)
         except DecodeError as exc:
-            self.decode_errors += 1
-            if self.decode_errors <= 3 or self.decode_errors % 100 == 0:
-                log.warning("%s: decode error #%d: %s", self.label, self.decode_errors, exc)
+            self._bad_frame(str(exc))
+            return
+        except Exception as exc:  # an adapter bug must cost one frame, not the feed
+            self._bad_frame(f"adapter failed: {type(exc).__name__}: {exc}")
             return
         for item in decoded:
-            if isinstance(item, Data):
-                stream = self._routes.get(item.route)
-                if stream is None:
-                    continue  # data for a stream just unsubscribed
-                self.last_data_at = now
-                if stream.key in self._awaiting_first:
-                    self._awaiting_first.discard(stream.key)
-                    if isinstance(item.event, Trades):
-                        item.event.backlog = True  # first frames are backlogs, on every venue
-                self._sink.ingest(stream, item.event)
-            elif isinstance(item, VenueError):
-                self._venue_error(item)
-            # Ack, Pong, Ignored: liveness is already noted above; they carry nothing else we use.
+            try:
+                self._handle(item, now)
+            except Exception as exc:
+                self._bad_frame(f"handling {type(item).__name__} failed: {type(exc).__name__}: {exc}")
+
+    def _handle(self, item: Decoded, now: float) -> None:
+        if isinstance(item, Data):
+            stream = self._routes.get(item.route)
+            if stream is None:
+                return  # data for a stream just unsubscribed
+            self.last_data_at = now
+            if self._session_data_since is None:
+                self._session_data_since = now
+            if not stream.confirmed:
+                self._unanswered.pop(stream.key, None)
+                self._refusals.pop(stream.key, None)
+                if isinstance(item.event, Trades):
+                    item.event.backlog = True  # first frames are backlogs, on every venue
+            self._sink.ingest(stream, item.event)
+        elif isinstance(item, Ack):
+            if not item.unsubscribe and (stream := self._stream_for(item.subscription)) is not None:
+                self._unanswered.pop(stream.key, None)
+                self._refusals.pop(stream.key, None)
+                self._sink.confirm(stream)
+        elif isinstance(item, VenueError):
+            self._venue_error(item)
+        # Pong, Ignored: liveness is already noted above; they carry nothing else.
+
+    def _bad_frame(self, problem: str) -> None:
+        self.decode_errors += 1
+        kind = problem.partition(":")[0]
+        self._log.warning(kind, f"{self.label}: bad frame #{self.decode_errors}: {problem}")
 
     def _venue_error(self, error: VenueError) -> None:
         stream = self._stream_for(error.subscription)
+        message = escape(error.message)
         if stream is None:
-            log.warning("%s: venue error: %s", self.label, error.message[:200])
+            self._log.warning(f"venue error {message}", f"{self.label}: venue error: {message}")
             return
-        self._sink.set_stream_state(stream, StreamState.ERROR, error.message[:200])
+        self._unanswered.pop(stream.key, None)
+        self._sink.set_stream_state(stream, StreamState.ERROR, message)
+        self._retry_refused(stream)
+
+    def _retry_refused(self, stream: Stream) -> None:
+        """Ask again later: a refusal may be passing (a market not listed yet, a venue limit)."""
+        backoffs = self._refusals.setdefault(stream.key, Backoff(self.backoff.initial, self.backoff.maximum))
+        delay = max(backoffs.next_delay(), self.backoff.initial)
+        self._cancel_stream_task(stream.key)
+        self._stream_tasks[stream.key] = asyncio.create_task(self._resubscribe_later(stream, delay))
+
+    async def _resubscribe_later(self, stream: Stream, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.streams.get(stream.key) is stream and self._open and stream.state is StreamState.ERROR:
+            del self._stream_tasks[stream.key]
+            self._subscribe(stream)
 
     def _stream_for(self, subscription: object) -> Stream | None:
         """The stream whose subscription the venue echoed (echoes are normalized: match subsets)."""
@@ -353,6 +446,27 @@ class Connection:
                 self._probe_sent_at = now
                 await self._probe(ws)
             self._check_stream_ages(now)
+            if not self._check_unanswered(now):
+                ws.transport.abort()
+                return
+
+    def _check_unanswered(self, now: float) -> bool:
+        """Re-send a subscribe the venue ignored; on a second silence, recycle the connection
+        (returns False). A lost subscribe would otherwise leave the widget waiting forever."""
+        limit = self.liveness.subscribe_timeout
+        for key, (sent_at, times) in list(self._unanswered.items()):
+            if now - sent_at < limit:
+                continue
+            stream = self.streams[key]
+            if times >= 2:
+                reason = f"no answer to subscribe in {limit:.0f}s, twice; reconnecting"
+                log.warning("%s: %s: %s", self.label, key, reason)
+                self._sink.set_stream_state(stream, stream.state, reason)
+                return False
+            self._unanswered[key] = (now, times + 1)
+            self._sink.set_stream_state(stream, stream.state, f"no answer in {limit:.0f}s; subscribe re-sent")
+            self._send(self.adapter.subscribe_message(key))
+        return True
 
     async def _probe(self, ws: ClientConnection) -> None:
         message = self.adapter.ping_message()

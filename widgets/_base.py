@@ -318,7 +318,7 @@ class StreamView(PollingLineWidget):
         if stream is None:
             return self.notice("no market", width)
         if shown.state is StreamState.PENDING:
-            return self.notice("waiting for data", width)
+            return self.notice(inert(shown.reason) or "waiting for data", width)
         if shown.state is StreamState.ERROR:
             reason = inert(shown.reason)
             return self.notice(f"error: {reason}" if reason else "error", width, "stream--error")

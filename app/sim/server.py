@@ -28,6 +28,8 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
   is the one RFC 6455 registers for a restart);
 * :meth:`~EmulatorServer.reject_new_connections` accepts the upgrade and closes it at once with a given
   code and reason (e.g. 4001 "unauthorized"); ``None`` turns it off;
+* :meth:`~EmulatorServer.fail_http` answers every HTTP request with a given status and body
+  (REST snapshot failures; the body may be hostile text);
 * :meth:`~EmulatorServer.ignore_requests` drops, unanswered, every client frame that contains a
   given text (e.g. ``'"subscribe"'``): a lost subscribe, while pings are still answered;
 * ``await`` :meth:`~EmulatorServer.inject` sends raw frames (poison, hostile text) to every open
@@ -182,6 +184,7 @@ class EmulatorServer:
         self._resumed.set()
         self._rejection: tuple[int, str] | None = None
         self._ignored_request: str | None = None
+        self._http_failure: tuple[int, str] | None = None
         self._virtual_anchor = (self.engine.now_ms, time.monotonic())
 
     # -- addresses -------------------------------------------------------------------------------
@@ -339,6 +342,9 @@ class EmulatorServer:
         if request.path != self.ws_path:
             self.stats.http_requests += 1
         await self._resumed.wait()
+        if self._http_failure is not None and request.path != self.ws_path:
+            status, body = self._http_failure
+            return web.Response(status=status, text=body)
         return await handler(request)
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
@@ -465,6 +471,10 @@ class EmulatorServer:
     def reject_new_connections(self, close_code: int | None, reason: str = "") -> None:
         """Close every new WebSocket right after the upgrade with ``close_code`` (None: accept again)."""
         self._rejection = None if close_code is None else (close_code, reason)
+
+    def fail_http(self, status: int | None, body: str = "") -> None:
+        """Answer every HTTP request with ``status`` and ``body`` (``None``: serve normally)."""
+        self._http_failure = None if status is None else (status, body)
 
     def ignore_requests(self, containing: str | None) -> None:
         """Drop, unanswered, client frames containing ``containing`` (``None``: answer all again)."""

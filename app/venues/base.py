@@ -88,11 +88,14 @@ class Liveness:
     from closing us). ``probe_after``: inbound silence after which a probe is sent early, so a quiet
     market is told apart from a dead socket. ``pong_timeout``: a probe unanswered this long means
     the connection is dead. Shown STALE from the early probe until the answer or the timeout.
+    ``subscribe_timeout``: a subscribe with neither an ack nor data this long is sent again; a
+    second such silence recycles the connection.
     """
 
     ping_interval: float = 20.0
     probe_after: float = 5.0
     pong_timeout: float = 5.0
+    subscribe_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,9 @@ class VenueAdapter(ABC):
     # alive) marks the stream stale. Event-driven channels (trades, candles) are absent: a quiet
     # market is not a stale one.
     stale_after: ClassVar[dict[Channel, float]] = {}
+    # Channels whose state is partial without the REST snapshot (candle history; later, delta
+    # books): such a stream is not LIVE until its snapshot has been applied.
+    snapshot_required: ClassVar[frozenset[Channel]] = frozenset()
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 

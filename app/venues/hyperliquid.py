@@ -148,6 +148,9 @@ class HyperliquidAdapter(VenueAdapter):
     # Server closes after 60 s of its own silence; ping well inside that (design decision: 20 s).
     liveness = Liveness(ping_interval=20.0, probe_after=5.0, pong_timeout=5.0)
     # l2Book pushes every 0.5 s (fast) to ~5 s (20 levels, 2026); allMids and asset contexts ~1 s.
+    # A candle push is one bar; the chart is history from candleSnapshot plus those bars. l2Book
+    # and allMids pushes are complete, so their REST snapshots only paint sooner.
+    snapshot_required = frozenset({Channel.CANDLES})
     stale_after: ClassVar[dict[Channel, float]] = {
         Channel.BOOK: 15.0,
         Channel.ALL_MIDS: 10.0,
@@ -370,7 +373,10 @@ def _decode_ack(data: Any) -> list[Decoded]:
 
 def _decode_error(data: Any) -> list[Decoded]:
     message = data if isinstance(data, str) else orjson.dumps(data).decode()
-    return [VenueError(message, _embedded_subscription(message))]
+    subscription = _embedded_subscription(message)
+    if message.startswith("Already subscribed") and isinstance(subscription, dict):
+        return [Ack(subscription)]  # a re-sent subscribe: the venue confirms it holds it
+    return [VenueError(message, subscription)]
 
 
 _DECODERS = {
