@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.logsafe import escape
 from app.model import Venue
 from app.venues import ADAPTERS, NETWORKS
 from app.venues.base import Endpoint
@@ -171,7 +172,7 @@ def _describe(error: ValidationError) -> str:
     """One clause per problem: the dotted key, what was expected, and the value if safe to show."""
     clauses = []
     for item in error.errors():
-        loc = [str(part) for part in item["loc"] if part != "[key]"]
+        loc = [escape(part, 60) for part in item["loc"] if part != "[key]"]  # keys are the file's text
         clause = item["msg"].removeprefix("Value error, ")
         if loc:  # without one, the message comes from a model validator that names its key
             clause = f"{'.'.join(loc)}: {clause}"

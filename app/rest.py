@@ -2,7 +2,8 @@
 
 aiohttp (already the emulators' server) is used rather than a hand-written HTTP/1.1 client: it
 keeps connections alive, handles TLS with certificate verification on by default, and timeouts.
-Error messages never include request bodies or query strings, which may carry secrets.
+Error messages never include request bodies or query strings, which may carry secrets, and show
+the venue's error body escaped (no control characters) and cut short.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+
+from app.logsafe import escape
 
 
 class RestError(Exception):
@@ -35,7 +38,7 @@ class RestClient:
             ) as response:
                 payload = await response.read()
                 if response.status != 200:
-                    snippet = payload[:120].decode("utf-8", "replace")
+                    snippet = escape(payload[:120].decode("utf-8", "replace"), 120)
                     raise RestError(f"POST {path}: HTTP {response.status}: {snippet}")
         except aiohttp.ClientError as exc:
             raise RestError(f"POST {path}: {type(exc).__name__}") from None

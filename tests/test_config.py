@@ -187,3 +187,12 @@ def test_cli_prints_one_line_without_secret_or_traceback(tmp_path, capsys, toml)
     assert captured.err.startswith("perpterm: ") and captured.err.count("\n") == 1
     assert "Traceback" not in captured.err
     assert not any(secret in captured.err for secret in SECRETS)
+
+
+def test_key_names_with_escape_codes_are_shown_escaped(tmp_path):
+    path = tmp_path / "perpterm.toml"
+    path.write_text('"bad\\u001b]0;pwned\\u0007" = 1\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert "\x1b" not in message and "\x07" not in message and "\\x1b]0;pwned" in message
