@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             except RuntimeError as exc:
                 print(f"perpterm: {exc}", file=sys.stderr)
                 return 1
-        PerptermApp(settings, endpoints, demo=bool(emulators.venues)).run()
+        demo = bool(emulators.venues)
+        PerptermApp(settings, endpoints, demo=demo, faults=emulators.send if demo else None).run()
     finally:
-        emulators.stop()
+        emulators.stop()  # also after SIGTERM or SIGHUP, which end the app like `q`
     return 0

@@ -1,12 +1,17 @@
 """The demo: the built-in emulators in a child process, reached over loopback like a real venue.
 
 A child process (``python -m app sim --json``) rather than tasks in the UI's event loop, so that the
-emulators' work does not share the UI's core budget and so that killing it behaves exactly like a
-venue going away (the supervisor shows stale, then reconnects when it is back).
+emulators' work does not share the UI's core budget and so that a fault behaves exactly like a
+venue misbehaving (the supervisor shows stale, then reconnects when it is back).
+
+The child runs with ``--control-stdin``: the demo keeps the write end of its stdin, sends it
+:class:`~app.sim.runner.Fault` commands (the command palette's demo faults) and, by going away in
+any way at all (even ``kill -9``), closes it, which makes the child exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,33 +21,44 @@ from collections.abc import Iterable
 import orjson
 
 from app.model import Venue
+from app.sim.runner import Fault
 from app.venues.base import Endpoint
 
 
 DEMO_PORT_BASE = 47800
-"""The demo's emulators listen here when the ports are free (free ports otherwise), so that an
-emulator stopped and started again with ``perpterm sim --port-base 47800`` is found by the app."""
+"""The demo's emulators listen here when the ports are free (free ports otherwise), so that the
+endpoints are the same from one run to the next."""
 
 
 class EmulatorProcess:
-    """Starts ``perpterm sim`` for some venues and reads the endpoints it prints."""
+    """Starts ``perpterm sim`` for some venues, reads the endpoints it prints and sends it faults."""
 
-    def __init__(self, venues: Iterable[Venue], seed: int, startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        venues: Iterable[Venue],
+        seed: int,
+        startup_timeout: float = 20.0,
+        port_base: int = DEMO_PORT_BASE,
+    ) -> None:
         self.venues = list(venues)
         self.seed = seed
         self.startup_timeout = startup_timeout
+        self.port_base = port_base
         self.endpoints: dict[Venue, Endpoint] = {}
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> dict[Venue, Endpoint]:
+        """Start the child on ``port_base`` (on free ports if those are taken)."""
         try:
-            return self._start(DEMO_PORT_BASE)
+            return self._start(self.port_base)
         except RuntimeError:
+            if not self.port_base:
+                raise
             return self._start(0)
 
     def _start(self, port_base: int) -> dict[Venue, Endpoint]:
         command = [
-            sys.executable, "-m", "app", "sim", "--json",
+            sys.executable, "-m", "app", "sim", "--json", "--control-stdin",
             "--seed", str(self.seed),
             "--venues", ",".join(self.venues),
             "--port-base", str(port_base),
@@ -51,7 +67,7 @@ class EmulatorProcess:
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         reader = threading.Thread(target=self._read_endpoints, daemon=True)
@@ -78,11 +94,21 @@ class EmulatorProcess:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
+    def send(self, fault: Fault) -> None:
+        """Make every emulator of the child misbehave; ``OSError`` if the child is not running."""
+        process = self._process
+        if process is None or process.stdin is None or process.poll() is not None:
+            raise ProcessLookupError("the demo emulators are not running")
+        process.stdin.write(fault.line())
+        process.stdin.flush()
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()  # the child's cue to exit
         try:
             process.wait(5)
         except subprocess.TimeoutExpired:

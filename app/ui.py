@@ -3,25 +3,37 @@
 The app owns the service (I/O) and the current selection (venue, market, interval); widgets only
 read the streams they are bound to, each on its own timer. Switching market subscribes the new
 streams before releasing the old ones, so the screen is never blank and no socket is reopened.
+
+Venue text (market names, error messages, HTTP error bodies) reaches the screen inert and never as
+markup: widgets draw it as segments, the header as a ``Text``, notifications with ``markup=False``
+and the command palette through :mod:`app.commands`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from app.commands import DemoFaults, MarketPicker, PlainCommand
 from app.config import INTERVALS, Settings
 from app.model import Channel, ConnectionHealth, MarketInfo, StreamState, Venue
 from app.rest import RestError
 from app.service import Subscription, SubscriptionService
+from app.sim.runner import Fault
 from app.state import Stream, TickerData
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness
@@ -71,6 +83,7 @@ def _key_label(key: str) -> str:
 class PerptermApp(App[None]):
     CSS_PATH = "perpterm.tcss"
     TITLE = "perpterm"
+    COMMANDS = App.COMMANDS | {DemoFaults}
     BINDINGS = [
         Binding("n,right_square_bracket", "next_market", "Next market"),
         Binding("p,left_square_bracket", "previous_market", "Previous market"),
@@ -89,12 +102,15 @@ class PerptermApp(App[None]):
         *,
         demo: bool = False,
         liveness: dict[Venue, Liveness] | None = None,
+        faults: Callable[[Fault], None] | None = None,
     ) -> None:
+        """``faults`` sends a fault to the demo's emulators (the palette's demo commands)."""
         super().__init__()
         self.settings = settings
         self.endpoints = endpoints
         self.demo = demo
         self._liveness = liveness
+        self._faults = faults
         self.selection = Selection(settings.venue, settings.market, settings.interval)
         self.markets: list[MarketInfo] = []
         self.service: SubscriptionService | None = None
@@ -111,6 +127,18 @@ class PerptermApp(App[None]):
 
     def _health(self) -> list[ConnectionHealth]:
         return [] if self.service is None else self.service.health()
+
+    def on_load(self) -> None:
+        """SIGTERM and SIGHUP end the app like ``q``.
+
+        Textual's normal shutdown then restores the terminal (no alternate screen or mouse tracking
+        left on) and the caller stops the demo's emulators; the default action would kill the
+        process with the terminal still in application mode. Installed before the driver starts;
+        the event loop removes them when it closes.
+        """
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, self.exit)
 
     async def on_mount(self) -> None:
         register_themes(self)
@@ -148,7 +176,7 @@ class PerptermApp(App[None]):
             try:
                 self._handles[channel] = self.service.subscribe(sel.venue, channel, market, params)
             except (KeyError, ValueError) as exc:
-                self.notify(str(exc), severity="error")
+                self.tell(str(exc), "error")
         self._bind_widgets()
         for handle in old.values():
             handle.close()
@@ -177,10 +205,14 @@ class PerptermApp(App[None]):
         try:
             markets = await self.service.markets(self.selection.venue)
         except (RestError, KeyError, TypeError, ValueError) as exc:
-            self.notify(f"market list unavailable: {inert(str(exc))}", severity="warning")
+            self.tell(f"market list unavailable: {exc}", "warning")
             return
         self.markets = markets
         self._bind_widgets()  # titles now use the venue's display names
+
+    def tell(self, text: str, severity: SeverityLevel = "information") -> None:
+        """Notify with text that may come from a venue: inert, and not parsed as markup."""
+        self.notify(inert(text), severity=severity, markup=False)
 
     def _market_names(self) -> list[str]:
         names = [m.market for m in self.markets]
@@ -208,21 +240,33 @@ class PerptermApp(App[None]):
     def action_previous_interval(self) -> None:
         self._step_interval(-1)
 
-    def action_pick_market(self) -> None:
+    def market_commands(self) -> list[PlainCommand]:
+        """The market picker's entries: every market of the venue (the selected one until loaded)."""
         markets = self.markets or [
             MarketInfo(self.selection.venue, self.selection.market, self.selection.market, "perp")
         ]
-        self.search_commands(
-            [
-                (
-                    inert(f"{m.display}  {m.venue}"),
-                    lambda name=m.market: self.select(market=name),
-                    inert(f"{m.kind} {m.market}"),
-                )
-                for m in markets
-            ],
-            placeholder="Find a market…",
-        )
+        return [
+            PlainCommand(f"{m.display}  {m.venue}", partial(self.select, market=m.market), f"{m.kind} {m.market}")
+            for m in markets
+        ]
+
+    def action_pick_market(self) -> None:
+        self.push_screen(CommandPalette(providers=[MarketPicker], placeholder="Find a market…"))
+
+    @property
+    def can_inject_faults(self) -> bool:
+        return self._faults is not None
+
+    def inject_fault(self, fault: Fault) -> None:
+        """Make the demo's emulators misbehave, to watch the supervisor recover."""
+        assert self._faults is not None
+        try:
+            self._faults(fault)
+        except OSError as exc:
+            self.tell(f"demo fault not sent: {exc}", "error")
+            return
+        seconds = f" for {fault.seconds:g} s" if fault.kind == "stall" else ""
+        self.tell(f"demo: emulators told to {fault.kind}{seconds}")
 
     def action_retry(self) -> None:
         if self.service is not None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from textual.command import CommandPalette
+import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
+from textual.app import App
+from textual.command import CommandPalette
+from textual.strip import Strip
+
+from app.commands import DEMO_FAULTS
 from app.config import load_settings
+from app.demo import EmulatorProcess
 from app.model import Channel, StreamState, Venue
 from app.ui import HelpScreen, PerptermApp
 from tests.conftest import FAST_LIVENESS, endpoint_of, eventually
@@ -22,6 +30,15 @@ def make_app(emulator, **settings) -> PerptermApp:
 
 def screen_text(app: PerptermApp) -> str:
     return app.export_screenshot()
+
+
+def screen_strips(app: App[None]) -> list[Strip]:
+    """The active screen's lines as the terminal gets them (palette and toasts included)."""
+    return app.screen._compositor.render_strips()
+
+
+def drawn_text(app: App[None]) -> str:
+    return "\n".join(strip.text for strip in screen_strips(app))
 
 
 async def test_demo_shows_prices_and_keys_switch_market_and_interval(emulator):
@@ -89,3 +106,45 @@ async def test_venue_going_away_shows_stale_then_recovers(emulator):
         await eventually(lambda: "reconnecting" in screen_text(app), what="reconnecting in status bar")
         emulator.refuse(False)
         await eventually(lambda: app._handles[Channel.BOOK].stream.state is StreamState.LIVE, timeout=8)
+
+
+@pytest.fixture
+async def demo_child() -> AsyncIterator[EmulatorProcess]:
+    """The demo's emulator child (``perpterm sim --control-stdin``) on free ports."""
+    process = EmulatorProcess([Venue.HYPERLIQUID], seed=5, port_base=0)
+    try:
+        await asyncio.to_thread(process.start)
+        yield process
+    finally:
+        await asyncio.to_thread(process.stop)
+
+
+async def test_demo_fault_commands_in_the_palette_reach_the_emulator_child(demo_child):
+    app = PerptermApp(
+        load_settings(),
+        dict(demo_child.endpoints),
+        demo=True,
+        liveness={Venue.HYPERLIQUID: FAST_LIVENESS},
+        faults=demo_child.send,
+    )
+    async with app.run_test(size=(120, 40)) as pilot:
+        await eventually(lambda: app._handles[Channel.BOOK].stream.state is StreamState.LIVE, what="book live")
+        await pilot.press("ctrl+p")
+        labels = [label for _, label, _ in DEMO_FAULTS]
+        await eventually(lambda: all(label in drawn_text(app) for label in labels), what="demo commands listed")
+
+        await pilot.press(*"demo drop every")
+        await eventually(lambda: drawn_text(app).count("Demo: ") == 1, what="only drop left")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        (connection,) = app.service.connections(Venue.HYPERLIQUID)
+        await eventually(lambda: connection.reconnects == 1, timeout=8, what="reconnect after the drop")
+        await eventually(lambda: app._handles[Channel.BOOK].stream.state is StreamState.LIVE, timeout=8, what="live again")
+
+
+async def test_palette_has_no_demo_commands_without_an_emulator_child(emulator):
+    app = make_app(emulator)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+p")
+        await eventually(lambda: "Quit the application" in drawn_text(app), what="palette commands listed")
+        assert "Demo: " not in drawn_text(app)

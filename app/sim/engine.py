@@ -49,6 +49,9 @@ __all__ = [
     "DEFAULT_ASSETS",
     "DEFAULT_START_MS",
     "DEMO_ADDRESS",
+    "HOSTILE_ASSETS",
+    "HOSTILE_NAMES",
+    "HOSTILE_TOKEN",
     "INTERVALS",
     "AssetContext",
     "AssetSpec",
@@ -260,6 +263,33 @@ DEFAULT_ASSETS: tuple[AssetSpec, ...] = (
     AssetSpec("HYPE/USDC", "HYPE", "USDC", "spot", sz_decimals=2, px_decimals=3, initial_px=30.0,
               daily_vol=0.06, trades_per_s=0.8, trade_notional=600.0, level_notional=5_000.0,
               level_gap_bps=4.0, spread_bps=2.0, circulating_supply=334_000_000.0),
+)  # fmt: skip
+
+#: Names a venue could send that are hostile terminal text: Rich/Textual markup (a link, a click
+#: action, a style, a broken tag), escape sequences (OSC title, OSC 8 hyperlink, 8-bit CSI) and a
+#: bidi override. A venue's names are its data, so the client must show them literally; these
+#: markets let emulators prove it (``perpterm sim --hostile-names``).
+HOSTILE_NAMES: tuple[str, ...] = (
+    "[link=https://evil.example]x[/link]",
+    "[@click=app.quit]x[/]",
+    "[bold red]PWN",
+    "[/broken",
+    "OSC\x1b]0;pwned\x07",
+    "LINK\x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\",
+    "\u202eRTL",
+    "C1\x9b2J",
+)
+HOSTILE_TOKEN = "[blink]SPOT"
+
+#: One quiet perp per hostile name and a spot pair whose base token is hostile (appended to the
+#: default universe, so the default markets keep their venue indices).
+HOSTILE_ASSETS: tuple[AssetSpec, ...] = (
+    *(AssetSpec(name, name, "USDC", "perp", sz_decimals=2, px_decimals=3, initial_px=10.0,
+                trades_per_s=0.5, trade_notional=300.0, level_notional=3_000.0, level_gap_bps=5.0,
+                spread_bps=2.0, open_interest=1_000_000.0) for name in HOSTILE_NAMES),
+    AssetSpec(f"{HOSTILE_TOKEN}/USDC", HOSTILE_TOKEN, "USDC", "spot", sz_decimals=2, px_decimals=3,
+              initial_px=10.0, trades_per_s=0.5, trade_notional=300.0, level_notional=3_000.0,
+              level_gap_bps=5.0, spread_bps=2.0, circulating_supply=100_000_000.0),
 )  # fmt: skip
 
 

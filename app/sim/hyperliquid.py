@@ -53,6 +53,10 @@ Design decisions where the venue is silent or unverified ([D] in the reference's
   ``orderUpdates``, ``webData2``, ``notification``, ``userFundings``, ``userNonFundingLedgerUpdates``
   and ``activeAssetData`` are acknowledged and stay silent.
 * At most 1000 subscriptions per connection (the venue's limit is per IP).
+* ``hostile_names=True`` appends :data:`app.sim.engine.HOSTILE_ASSETS` to the universe: perps named
+  with markup, escape sequences and a bidi override, and a spot pair whose base token is such a name
+  (the venue lists what its deployers name things; clients must show it literally). Off by default,
+  so the default universe and everything a seed determines stay as they are.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,18 +73,21 @@ import orjson
 from aiohttp import web
 
 from app.sim.engine import (
+    DEFAULT_ASSETS,
     DEMO_ADDRESS,
+    HOSTILE_ASSETS,
     INTERVALS,
     AssetSpec,
     Bar,
     Fill,
+    MarketEngine,
     StepEvents,
     Trade,
     bucket_end,
     format_decimal,
     format_price,
 )
-from app.sim.server import EmulatorServer, WsConnection
+from app.sim.server import DEFAULT_SEED, EmulatorServer, WsConnection
 
 __all__ = ["HyperliquidEmulator", "INFO_TYPES"]
 
@@ -193,8 +201,18 @@ class HyperliquidEmulator(EmulatorServer):
         mids_interval: float = 1.0,
         ctx_interval: float = 1.0,
         post_latency: float = 0.0,
+        hostile_names: bool = False,
         **kwargs: Any,
     ) -> None:
+        if hostile_names:
+            if "engine" in kwargs:
+                raise ValueError("hostile_names builds its own engine; pass one or the other")
+            start_ms = kwargs.pop("start_ms", None)
+            kwargs["engine"] = MarketEngine(
+                kwargs.get("seed", DEFAULT_SEED),
+                (*DEFAULT_ASSETS, *HOSTILE_ASSETS),
+                start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms,
+            )
         super().__init__(**kwargs)
         self.book_interval_ms = int(book_interval * 1000)
         self.mids_interval_ms = int(mids_interval * 1000)

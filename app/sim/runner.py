@@ -2,7 +2,11 @@
 
 * :func:`main` is ``perpterm sim``: one port per venue, one line per venue on stdout once every
   server listens (the demo parses these ``--json`` lines from a child process), clean exit 0 on
-  SIGINT/SIGTERM.
+  SIGINT/SIGTERM/SIGHUP. With ``--control-stdin`` it also reads :class:`Fault` commands from stdin,
+  one JSON object per line (``{"fault": "stall", "seconds": 10}``, ``{"fault": "drop"}``,
+  ``{"fault": "restart"}``), and exits when stdin reaches its end: the demo holds the other end of
+  that pipe, so the emulators go away with the demo however it ends, even by ``kill -9`` (portable,
+  unlike ``prctl(PR_SET_PDEATHSIG)``).
 * :func:`start_emulators` starts several venues in the running event loop (async tests).
 * :class:`EmulatorThread` runs them on a private event loop in a daemon thread, for synchronous
   clients (the official Hyperliquid SDK, ccxt) and for benchmarks; fault controls are called through
@@ -15,17 +19,19 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, Self, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, Self, TypeVar, get_args
 
 
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
 
-__all__ = ["VENUE_EMULATORS", "EmulatorThread", "main", "start_emulators"]
+__all__ = ["VENUE_EMULATORS", "EmulatorThread", "Fault", "FaultInjector", "main", "start_emulators"]
 
 T = TypeVar("T")
 
@@ -141,6 +147,101 @@ class EmulatorThread:
         return self.run(invoke(), timeout)
 
 
+FaultKind = Literal["stall", "drop", "restart"]
+MAX_STALL_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One command of the ``--control-stdin`` line protocol; invalid values raise ``ValueError``.
+
+    ``stall`` freezes every emulator for ``seconds`` (then it resumes by itself), ``drop`` resets
+    every connection, ``restart`` closes every WebSocket with 1012 and listens again.
+    """
+
+    kind: FaultKind
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(FaultKind):
+            raise ValueError(f"unknown fault {self.kind!r} (known: {', '.join(get_args(FaultKind))})")
+        if self.kind == "stall":
+            if not (0 < self.seconds <= MAX_STALL_SECONDS):
+                raise ValueError(f"a stall lasts more than 0 and at most {MAX_STALL_SECONDS:.0f} seconds")
+        elif self.seconds:
+            raise ValueError(f"{self.kind} takes no seconds")
+
+    def line(self) -> bytes:
+        """The command as one protocol line."""
+        body: dict[str, object] = {"fault": self.kind}
+        if self.kind == "stall":
+            body["seconds"] = self.seconds
+        return json.dumps(body).encode() + b"\n"
+
+    @classmethod
+    def parse(cls, line: bytes) -> Fault:
+        """Read one protocol line."""
+        try:
+            body = json.loads(line)
+        except ValueError:
+            raise ValueError("not a JSON line") from None
+        if not isinstance(body, dict) or not set(body) <= {"fault", "seconds"}:
+            raise ValueError('expected {"fault": ..., "seconds": ...}')
+        seconds = body.get("seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            raise ValueError("seconds must be a number")
+        return cls(body.get("fault"), float(seconds))  # type: ignore[arg-type]  # checked by __post_init__
+
+
+class FaultInjector:
+    """Applies :class:`Fault`s to every emulator of a process; a stall lifts itself after its seconds."""
+
+    def __init__(self, servers: list[EmulatorServer]) -> None:
+        self.servers = servers
+        self._resume: asyncio.TimerHandle | None = None
+
+    async def apply(self, fault: Fault) -> None:
+        if fault.kind == "stall":
+            if self._resume is not None:
+                self._resume.cancel()  # a new stall replaces the one in progress
+            for server in self.servers:
+                server.stall(True)
+            self._resume = asyncio.get_running_loop().call_later(fault.seconds, self._unstall)
+        elif fault.kind == "drop":
+            for server in self.servers:
+                server.drop_all()
+        else:
+            await asyncio.gather(*(server.restart() for server in self.servers))
+
+    def _unstall(self) -> None:
+        self._resume = None
+        for server in self.servers:
+            server.stall(False)
+
+
+async def _follow_control(control: asyncio.StreamReader, injector: FaultInjector, stop: asyncio.Event) -> None:
+    """Apply the fault lines read from ``control``; its end (the parent is gone) stops the process."""
+    try:
+        while line := await control.readline():
+            try:
+                fault = Fault.parse(line)
+            except ValueError as exc:
+                print(f"perpterm sim: control line ignored: {exc}", file=sys.stderr)
+                continue
+            try:
+                await injector.apply(fault)
+            except OSError as exc:  # e.g. a restart finds its port taken
+                print(f"perpterm sim: {fault.kind} failed: {exc}", file=sys.stderr)
+    finally:
+        stop.set()
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perpterm sim",
@@ -151,6 +252,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port-base", type=int, default=0, metavar="N", help="first port, one per venue in order (0: free ports)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"market seed (default {DEFAULT_SEED})")
     parser.add_argument("--json", action="store_true", help="print one JSON object per venue")
+    parser.add_argument(
+        "--hostile-names",
+        action="store_true",
+        help="add markets named with markup, escape sequences and bidi controls (client hardening tests)",
+    )
+    parser.add_argument(
+        "--control-stdin",
+        action="store_true",
+        help='read fault commands from stdin, one JSON object per line ({"fault": "stall", "seconds": 10}, '
+        '{"fault": "drop"}, {"fault": "restart"}); exit when stdin ends',
+    )
     return parser
 
 
@@ -161,28 +273,43 @@ def _describe(server: EmulatorServer, as_json: bool) -> str:
     return f"{server.venue:<12} {server.http_url}  {server.ws_url}"
 
 
-async def _serve(venues: list[str], host: str, seed: int, ports: dict[str, int], as_json: bool) -> int:
+async def _serve(args: argparse.Namespace, venues: list[str], ports: dict[str, int]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
+    control: asyncio.StreamReader | None = None
+    if args.control_stdin:
+        try:
+            control = await _stdin_reader()
+        except (ValueError, OSError) as exc:  # a regular file or a closed stdin
+            print(f"perpterm sim: --control-stdin needs stdin to be a pipe or a terminal: {exc}", file=sys.stderr)
+            return 2
+    options = {"hostile_names": True} if args.hostile_names else {}
     try:
-        servers = await start_emulators(venues, host, seed, ports)
+        servers = await start_emulators(venues, args.host, args.seed, ports, **options)
     except OSError as exc:
         print(f"perpterm sim: cannot listen: {exc}", file=sys.stderr)
         return 1
+    follower: asyncio.Task[None] | None = None
     try:
         for server in servers:
-            print(_describe(server, as_json))
+            print(_describe(server, args.json))
         sys.stdout.flush()
+        if control is not None:
+            follower = asyncio.create_task(_follow_control(control, FaultInjector(servers), stop))
         await stop.wait()
     finally:
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
         await asyncio.gather(*(server.stop() for server in servers), return_exceptions=True)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``perpterm sim [--venues ...] [--host H] [--port-base N] [--seed N] [--json]``."""
+    """``perpterm sim [--venues ...] [--host H] [--port-base N] [--seed N] [--json] [--hostile-names]
+    [--control-stdin]``."""
     args = _parser().parse_args(argv)
     venues = [venue.strip() for venue in args.venues.split(",") if venue.strip()]
     unknown = [venue for venue in venues if venue not in VENUE_EMULATORS]
@@ -190,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"perpterm sim: unknown venue(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(VENUE_EMULATORS)}", file=sys.stderr)
         return 2
     ports = {venue: args.port_base + i for i, venue in enumerate(venues)} if args.port_base else {}
-    return asyncio.run(_serve(venues, args.host, args.seed, ports, args.json))
+    return asyncio.run(_serve(args, venues, ports))
 
 
 if __name__ == "__main__":
