@@ -112,7 +112,7 @@ class SubscriptionService:
         adapter.check(key)
         stream = self._streams.get(key)
         if stream is None:
-            stream = self._streams[key] = Stream(key)
+            stream = self._streams[key] = Stream(key, adapter.state_for(key))
             self._handles[key] = []
             connection = self._connection_for(adapter, key)
             self._carrier[key] = connection
@@ -213,9 +213,7 @@ class SubscriptionService:
             self._resync(stream, str(exc))
             return
         stream.fresh = True
-        if from_snapshot:
-            stream.snapshot_due = False
-        else:
+        if not from_snapshot:
             stream.confirmed = True
         self.settle(stream)
         self._notify(stream, event)
@@ -226,15 +224,20 @@ class SubscriptionService:
         self.settle(stream)
 
     def settle(self, stream: Stream) -> None:
-        """LIVE once the venue has answered, the data is complete and something is there to show."""
+        """LIVE once the venue has answered and the data is complete (a synced book, a chart with
+        its history); until then the stream says what it waits for."""
         if stream.confirmed and stream.state is StreamState.ERROR:
             self.set_stream_state(stream, StreamState.PENDING)  # accepted on a later try
         if stream.state is StreamState.LIVE or not stream.confirmed or not stream.fresh:
             return
-        if stream.snapshot_due:
-            self.set_stream_state(stream, stream.state, "loading history")
-        else:
-            self.set_stream_state(stream, StreamState.LIVE)
+        if not stream.data.complete:
+            waiting = "syncing book" if stream.key.channel is Channel.BOOK else "loading history"
+            self.set_stream_state(stream, stream.state, waiting)
+            return
+        if stream.resync_started_at is not None:
+            stream.resync_seconds += time.monotonic() - stream.resync_started_at
+            stream.resync_started_at = None
+        self.set_stream_state(stream, StreamState.LIVE)
 
     def set_stream_state(self, stream: Stream, state: StreamState, reason: str = "") -> None:
         if stream.state is state and stream.reason == reason:
@@ -269,8 +272,8 @@ class SubscriptionService:
         stream.resyncs += 1
         stream.data.clear()
         stream.fresh = False
-        adapter = self.adapters[stream.key.venue]
-        stream.snapshot_due = stream.key.channel in adapter.snapshot_required
+        if stream.resync_started_at is None:
+            stream.resync_started_at = time.monotonic()
         self.set_stream_state(stream, StreamState.RESYNCING, reason)
         now = time.monotonic()
         # Ask REST at most every 2 s: a venue that keeps sending bad books must not be hammered.
@@ -281,8 +284,12 @@ class SubscriptionService:
 
 
 def _older_than_held(stream: Stream, event: BookSnapshot) -> bool:
+    """Whether a REST snapshot is older than the book held: by sequence where the venue numbers
+    its updates, by time otherwise."""
     data = stream.data
     if not isinstance(data, BookData) or data.book.empty:
         return False
-    held = data.book.time_ms
-    return held is not None and event.time_ms is not None and event.time_ms < held
+    book = data.book
+    if book.sequence is not None and event.sequence is not None:
+        return event.sequence < book.sequence
+    return book.time_ms is not None and event.time_ms is not None and event.time_ms < book.time_ms

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from enum import StrEnum
 from typing import ClassVar
 
 from app.book import OrderBook
@@ -48,28 +49,128 @@ class StreamData:
         """Forget everything (used before a resync so no stale data can survive it)."""
         self.generation += 1
 
+    @property
+    def complete(self) -> bool:
+        """Whether what is held may be shown as the venue's current state (see subclasses)."""
+        return True
+
+
+class BookSync(StrEnum):
+    """How a venue's book stream becomes a correct book (see :class:`BookData`)."""
+
+    FULL = "full"  # every push is the whole book (Hyperliquid l2Book): replace, nothing to check
+    SNAPSHOT_THEN_DELTAS = "snapshot"  # deltas without sequence follow a snapshot (Polymarket)
+    CHAIN_PREVIOUS = "pu"  # sequenced deltas, each naming the previous one's last id (Aster perps)
+    CHAIN_NEXT = "next"  # sequenced deltas, each starting at the previous last id + 1 (Aster spot)
+
 
 class BookData(StreamData):
+    """An order book kept correct by its venue's sync rule.
+
+    Sequenced rules follow the Binance-style local-book procedure: deltas that arrive before the
+    snapshot are buffered; the snapshot's sequence (``lastUpdateId``) drops the buffered deltas it
+    already covers; the first delta applied must straddle it; every later one must chain on the
+    one before. Any break raises :class:`ResyncNeeded` for this book alone, which clears it and
+    fetches a new snapshot while new deltas are buffered again. Until a snapshot has been applied
+    the book is not :attr:`complete`, so it is never shown as live half-built.
+    """
+
     channel = Channel.BOOK
 
-    def __init__(self) -> None:
+    def __init__(self, sync: BookSync = BookSync.FULL, buffer_limit: int = 5000) -> None:
         super().__init__()
         self.book = OrderBook()
+        self.sync = sync
+        self.synced = False
+        self.gaps = 0  # chain breaks seen, for the health display
+        self._buffer: deque[BookDelta] = deque()
+        self._buffer_limit = buffer_limit
+        self._last_id: int | None = None  # last sequence applied; None: next delta must straddle
+
+    @property
+    def complete(self) -> bool:
+        return self.synced
+
+    @property
+    def _chained(self) -> bool:
+        return self.sync in (BookSync.CHAIN_PREVIOUS, BookSync.CHAIN_NEXT)
 
     def apply(self, event: MarketEvent) -> None:
         if isinstance(event, BookSnapshot):
-            self.book.replace(event.bids, event.asks, event.time_ms, event.sequence)
+            self._apply_snapshot(event)
         elif isinstance(event, BookDelta):
-            self.book.apply(event.bids, event.asks, event.time_ms, event.last_sequence)
+            if not self.synced and self.sync is not BookSync.FULL:
+                self._hold(event)
+                return
+            self._apply_delta(event)
         else:
             return
         self.generation += 1
         if self.book.crossed:
             raise ResyncNeeded(f"crossed book: bid {self.book.best_bid} >= ask {self.book.best_ask}")
 
+    def _apply_snapshot(self, event: BookSnapshot) -> None:
+        self.book.replace(event.bids, event.asks, event.time_ms, event.sequence)
+        self.synced = True
+        if not self._chained:
+            return
+        if event.sequence is None:
+            raise ResyncNeeded("snapshot without a sequence id")
+        self._last_id = None
+        buffered, self._buffer = self._buffer, deque()
+        for delta in buffered:
+            if self._covered(delta, event.sequence):
+                continue
+            self._apply_delta(delta, snapshot_id=event.sequence)
+
+    def _hold(self, delta: BookDelta) -> None:
+        """Before the snapshot: keep sequenced deltas for it, drop the others (the venue's
+        snapshot on the socket will include them)."""
+        if not self._chained:
+            return
+        if len(self._buffer) >= self._buffer_limit:
+            self._buffer.clear()
+            raise ResyncNeeded(f"no snapshot after {self._buffer_limit} buffered updates")
+        self._buffer.append(delta)
+
+    def _covered(self, delta: BookDelta, snapshot_id: int) -> bool:
+        last = _sequence(delta.last_sequence)
+        return last < snapshot_id or (self.sync is BookSync.CHAIN_NEXT and last == snapshot_id)
+
+    def _apply_delta(self, delta: BookDelta, snapshot_id: int | None = None) -> None:
+        if self._chained:
+            self._check_chain(delta, snapshot_id if snapshot_id is not None else self.book.sequence)
+        self.book.apply(delta.bids, delta.asks, delta.time_ms, delta.last_sequence)
+        self._last_id = delta.last_sequence
+
+    def _check_chain(self, delta: BookDelta, snapshot_id: int | None) -> None:
+        first, last = _sequence(delta.first_sequence), _sequence(delta.last_sequence)
+        if self._last_id is None:  # the first delta after the snapshot must straddle it
+            target = snapshot_id if self.sync is BookSync.CHAIN_PREVIOUS else (snapshot_id or 0) + 1
+            if snapshot_id is None or not first <= target <= last:
+                self._gap(f"first update {first}-{last} does not straddle snapshot {snapshot_id}")
+        elif self.sync is BookSync.CHAIN_PREVIOUS:
+            if delta.previous_sequence != self._last_id:
+                self._gap(f"update {first}-{last} follows {delta.previous_sequence}, not {self._last_id}")
+        elif first != self._last_id + 1:
+            self._gap(f"update {first}-{last} does not follow {self._last_id}")
+
+    def _gap(self, reason: str) -> None:
+        self.gaps += 1
+        raise ResyncNeeded(f"gap: {reason}")
+
     def clear(self) -> None:
         self.book.clear()
+        self.synced = False
+        self._buffer.clear()
+        self._last_id = None
         super().clear()
+
+
+def _sequence(value: int | None) -> int:
+    if value is None:
+        raise ResyncNeeded("sequenced update without sequence ids")
+    return value
 
 
 class TradeTape(StreamData):
@@ -119,11 +220,18 @@ class CandleSeries(StreamData):
     def __init__(self, maxlen: int = 1500) -> None:
         super().__init__()
         self.candles: deque[Candle] = deque(maxlen=maxlen)
+        self.has_history = False
+
+    @property
+    def complete(self) -> bool:
+        """A pushed bar alone is not a chart: complete once the REST history has arrived."""
+        return self.has_history
 
     def apply(self, event: MarketEvent) -> None:
         if isinstance(event, CandleHistory):
             self.candles.clear()
             self.candles.extend(event.candles)
+            self.has_history = True
         elif isinstance(event, Candle):
             last = self.candles[-1] if self.candles else None
             if last is None or event.open_time_ms > last.open_time_ms:
@@ -138,6 +246,7 @@ class CandleSeries(StreamData):
 
     def clear(self) -> None:
         self.candles.clear()
+        self.has_history = False
         super().clear()
 
 
@@ -198,28 +307,27 @@ class Stream:
 
     __slots__ = (
         "key", "data", "state", "reason", "last_data_at", "messages", "resyncs",
-        "confirmed", "snapshot_due", "fresh",
+        "confirmed", "fresh", "resync_started_at", "resync_seconds",
     )  # fmt: skip
 
-    def __init__(self, key: StreamKey) -> None:
+    def __init__(self, key: StreamKey, data: StreamData | None = None) -> None:
         self.key = key
-        self.data = new_state(key.channel)
+        self.data = data or new_state(key.channel)
         self.state = StreamState.PENDING
         self.reason = ""
         self.last_data_at: float | None = None
         self.messages = 0
         self.resyncs = 0
-        # Since the last (re)subscribe: did the venue answer (ack or data), is the REST snapshot
-        # this channel cannot be shown without still missing, and has any data been applied?
-        # LIVE needs the first and third and not the second (see SubscriptionService.settle).
+        self.resync_started_at: float | None = None  # while resyncing: since when
+        self.resync_seconds = 0.0  # time spent resyncing, all resyncs together
+        # Since the last (re)subscribe: did the venue answer (ack or data), and has data been
+        # applied? LIVE needs both, and complete data (see SubscriptionService.settle).
         self.confirmed = False
-        self.snapshot_due = False
         self.fresh = False
 
-    def begin(self, snapshot_due: bool) -> None:
+    def begin(self) -> None:
         """A subscribe was (re)sent: nothing from before it counts as current any more."""
         self.confirmed = False
-        self.snapshot_due = snapshot_due
         self.fresh = False
 
     def age(self, now: float | None = None) -> float | None:

@@ -166,7 +166,7 @@ class Connection:
         return self._ws is not None and self.state in (ConnectionState.LIVE, ConnectionState.STALE)
 
     def _subscribe(self, stream: Stream) -> None:
-        stream.begin(snapshot_due=stream.key.channel in self.adapter.snapshot_required)
+        stream.begin()
         self._unanswered[stream.key] = (self._clock(), 1)
         self._send(self.adapter.subscribe_message(stream.key))
         self.refresh(stream)

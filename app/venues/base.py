@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from app.model import Channel, MarketEvent, MarketInfo, StreamKey, Venue
 from app.rest import RestClient
+from app.state import StreamData, new_state
 
 
 class DecodeError(ValueError):
@@ -117,9 +118,6 @@ class VenueAdapter(ABC):
     # alive) marks the stream stale. Event-driven channels (trades, candles) are absent: a quiet
     # market is not a stale one.
     stale_after: ClassVar[dict[Channel, float]] = {}
-    # Channels whose state is partial without the REST snapshot (candle history; later, delta
-    # books): such a stream is not LIVE until its snapshot has been applied.
-    snapshot_required: ClassVar[frozenset[Channel]] = frozenset()
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 
@@ -134,6 +132,10 @@ class VenueAdapter(ABC):
         """Raise ``ValueError`` with a clear message if the venue cannot serve ``key``."""
         if key.channel not in self.channels:
             raise ValueError(f"{self.venue} has no {key.channel} channel")
+
+    def state_for(self, key: StreamKey) -> StreamData:
+        """The state a stream of ``key`` folds into; venues with delta books pick their sync here."""
+        return new_state(key.channel)
 
     @abstractmethod
     def route(self, key: StreamKey) -> Hashable:

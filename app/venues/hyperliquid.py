@@ -148,9 +148,6 @@ class HyperliquidAdapter(VenueAdapter):
     # Server closes after 60 s of its own silence; ping well inside that (design decision: 20 s).
     liveness = Liveness(ping_interval=20.0, probe_after=5.0, pong_timeout=5.0)
     # l2Book pushes every 0.5 s (fast) to ~5 s (20 levels, 2026); allMids and asset contexts ~1 s.
-    # A candle push is one bar; the chart is history from candleSnapshot plus those bars. l2Book
-    # and allMids pushes are complete, so their REST snapshots only paint sooner.
-    snapshot_required = frozenset({Channel.CANDLES})
     stale_after: ClassVar[dict[Channel, float]] = {
         Channel.BOOK: 15.0,
         Channel.ALL_MIDS: 10.0,
