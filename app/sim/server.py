@@ -34,6 +34,12 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
   given text (e.g. ``'"subscribe"'``): a lost subscribe, while pings are still answered;
 * ``await`` :meth:`~EmulatorServer.inject` sends raw frames (poison, hostile text) to every open
   WebSocket, in order with the venue's own frames: ``str`` as text frames, ``bytes`` as binary;
+* :meth:`~EmulatorServer.arm_book_fault` makes the next book update of a market go wrong in one
+  of the ways a feed does (:data:`BOOK_FAULTS`: skip an update id, send one twice, swap two, send
+  a delta before the subscriber has any snapshot); each venue applies it where it publishes books
+  (:meth:`~EmulatorServer.take_book_fault`), so one fault suite runs over every venue;
+* ``max_connection_age`` closes each WebSocket that old with 1001 (Aster's 24 h lifetime,
+  shortened in tests);
 * ``await`` :meth:`~EmulatorServer.flood` (each venue implements it with
   :meth:`~EmulatorServer.send_burst`) sends order-book frames as fast as the transports take them.
 
@@ -54,13 +60,13 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from aiohttp import WSMessage, WSMsgType, web
 
 from app.sim.engine import MarketEngine, StepEvents
 
-__all__ = ["DEFAULT_SEED", "EmulatorServer", "EmulatorStats", "WsConnection"]
+__all__ = ["BOOK_FAULTS", "DEFAULT_SEED", "EmulatorServer", "EmulatorStats", "WsConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,9 @@ DEFAULT_SEED = 1
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVICE_RESTART = 1012
+
+BookFault = Literal["skip", "duplicate", "reorder", "delta_before_snapshot"]
+BOOK_FAULTS: tuple[BookFault, ...] = ("skip", "duplicate", "reorder", "delta_before_snapshot")
 
 
 @dataclass(slots=True)
@@ -80,6 +89,7 @@ class EmulatorStats:
     frames_received: int = 0
     dropped_slow_consumers: int = 0
     idle_closes: int = 0
+    lifetime_closes: int = 0
 
 
 class WsConnection:
@@ -94,6 +104,7 @@ class WsConnection:
         self.ws = ws
         self.transport = request.transport
         self.last_sent = time.monotonic()
+        self.opened_at = self.last_sent
         self.state: dict[str, Any] = {}
 
     @property
@@ -161,6 +172,7 @@ class EmulatorServer:
         autostep: bool = True,
         write_buffer_limit: int = 8 << 20,
         max_message_size: int = 1 << 20,
+        max_connection_age: float | None = None,
     ) -> None:
         self.seed = seed
         self.engine = engine or MarketEngine(seed, start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms)
@@ -170,6 +182,8 @@ class EmulatorServer:
         self.autostep = autostep
         self.write_buffer_limit = write_buffer_limit
         self.max_message_size = max_message_size
+        self.max_connection_age = max_connection_age
+        self._book_faults: dict[str, list[BookFault]] = {}
         self.stats = EmulatorStats()
         self.connections: set[WsConnection] = set()
         self._host = "127.0.0.1"
@@ -322,11 +336,19 @@ class EmulatorServer:
     def _close_idle(self) -> None:
         if self.stalled:
             return
-        deadline = time.monotonic() - self.idle_timeout
+        now = time.monotonic()
+        deadline = now - self.idle_timeout
+        age_limit = self.max_connection_age
         for conn in list(self.connections):
-            if conn.last_sent < deadline and not conn.closed:
+            if conn.closed:
+                continue
+            if conn.last_sent < deadline:
                 self.stats.idle_closes += 1
                 self.spawn(conn.close(CLOSE_NORMAL, "idle timeout"))
+            elif age_limit is not None and now - conn.opened_at > age_limit and not conn.state.get("expiring"):
+                conn.state["expiring"] = True
+                self.stats.lifetime_closes += 1
+                self.spawn(conn.close(CLOSE_GOING_AWAY, "connection lifetime reached"))
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run a coroutine in the background, owned (and cancelled on stop) by this server."""
@@ -471,6 +493,17 @@ class EmulatorServer:
     def reject_new_connections(self, close_code: int | None, reason: str = "") -> None:
         """Close every new WebSocket right after the upgrade with ``close_code`` (None: accept again)."""
         self._rejection = None if close_code is None else (close_code, reason)
+
+    def arm_book_fault(self, market: str, fault: BookFault) -> None:
+        """Make the next book update of ``market`` (the venue's own name) go wrong once."""
+        if fault not in BOOK_FAULTS:
+            raise ValueError(f"unknown book fault {fault!r} (known: {', '.join(BOOK_FAULTS)})")
+        self._book_faults.setdefault(market, []).append(fault)
+
+    def take_book_fault(self, market: str) -> BookFault | None:
+        """For venue publishers: the fault armed for ``market``'s next book update, if any."""
+        faults = self._book_faults.get(market)
+        return faults.pop(0) if faults else None
 
     def fail_http(self, status: int | None, body: str = "") -> None:
         """Answer every HTTP request with ``status`` and ``body`` (``None``: serve normally)."""
