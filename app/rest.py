@@ -1,13 +1,20 @@
-"""A small JSON-over-HTTP client for venue snapshot endpoints.
+"""A small JSON-over-HTTP client for venue snapshot endpoints, with the venue's rate limit.
 
 aiohttp (already the emulators' server) is used rather than a hand-written HTTP/1.1 client: it
 keeps connections alive, handles TLS with certificate verification on by default, and timeouts.
 Error messages never include request bodies or query strings, which may carry secrets, and show
 the venue's error body escaped (no control characters) and cut short.
+
+Every request of one venue goes through one :class:`RateLimiter`, so a reconnect that refetches
+twenty snapshots queues behind the venue's limit instead of bursting into a ban; a 429 (or 418,
+or 503) with ``Retry-After`` pauses the whole venue for that long.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -15,41 +22,105 @@ import orjson
 
 from app.logsafe import escape
 
+_BACK_OFF_STATUSES = (418, 429, 503)
+
 
 class RestError(Exception):
-    """A snapshot request failed; the message is safe to show (no secrets, no venue markup)."""
+    """A snapshot request failed; the message is safe to show (no secrets, no venue markup).
+    ``retry_after``: seconds the venue asked us to wait, when it said."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """A token bucket of ``per_minute`` request weight, refilled continuously, plus a pause that a
+    venue's Retry-After imposes on every request."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = per_minute
+        self._rate = per_minute / 60.0
+        self._tokens = per_minute
+        self._clock = clock
+        self._updated = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    async def acquire(self, weight: float = 1.0) -> None:
+        async with self._lock:  # first come, first served
+            while True:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self._rate)
+                self._updated = now
+                wait = self._paused_until - now
+                if wait <= 0 and self._tokens >= weight:
+                    self._tokens -= weight
+                    return
+                await asyncio.sleep(max(wait, (weight - self._tokens) / self._rate, 0.001))
 
 
 class RestClient:
     """One keep-alive session per venue base URL, opened on first use."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, limiter: RateLimiter | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    async def post_json(self, path: str, body: Any) -> Any:
+    async def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, weight: float = 1.0) -> Any:
+        return await self._request("GET", path, params=params, weight=weight)
+
+    async def post_json(self, path: str, body: Any, *, weight: float = 1.0) -> Any:
+        return await self._request("POST", path, body=orjson.dumps(body), weight=weight)
+
+    async def _request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: bytes | None = None,
+        weight: float = 1.0,
+    ) -> Any:  # fmt: skip
+        if self.limiter is not None:
+            await self.limiter.acquire(weight)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        url = self.base_url + path
+        what = f"{method} {path}"
+        headers = {"Content-Type": "application/json"} if body is not None else None
         try:
-            async with self._session.post(
-                url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            async with self._session.request(
+                method, self.base_url + path, params=params, data=body, headers=headers
             ) as response:
                 payload = await response.read()
                 if response.status != 200:
-                    snippet = escape(payload[:120].decode("utf-8", "replace"), 120)
-                    raise RestError(f"POST {path}: HTTP {response.status}: {snippet}")
+                    raise self._error(what, response.status, response.headers.get("Retry-After"), payload)
         except aiohttp.ClientError as exc:
-            raise RestError(f"POST {path}: {type(exc).__name__}") from None
+            raise RestError(f"{what}: {type(exc).__name__}") from None
         except TimeoutError:
-            raise RestError(f"POST {path}: timed out") from None
+            raise RestError(f"{what}: timed out") from None
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise RestError(f"POST {path}: response is not JSON") from None
+            raise RestError(f"{what}: response is not JSON") from None
+
+    def _error(self, what: str, status: int, retry_after: str | None, payload: bytes) -> RestError:
+        wait = _seconds(retry_after) if status in _BACK_OFF_STATUSES else None
+        if wait is not None and self.limiter is not None:
+            self.limiter.pause(wait)
+        snippet = escape(payload[:120].decode("utf-8", "replace"), 120)
+        return RestError(f"{what}: HTTP {status}: {snippet}", status=status, retry_after=wait)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _seconds(header: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is not used by the venues we speak)."""
+    try:
+        return max(0.0, min(float(header), 600.0)) if header else None
+    except ValueError:
+        return None

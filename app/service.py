@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from itertools import count
 from typing import Any
 
@@ -77,6 +77,7 @@ class SubscriptionService:
         liveness: dict[Venue, Liveness] | None = None,
         backoff: Callable[[], Backoff] = Backoff,
         healthy_after: float = 5.0,
+        idle_grace: float = 10.0,
         on_connection: ConnectionListener | None = None,
     ) -> None:
         self.adapters: dict[Venue, VenueAdapter] = {a.venue: a for a in adapters}
@@ -87,7 +88,9 @@ class SubscriptionService:
         self._streams: dict[StreamKey, Stream] = {}
         self._handles: dict[StreamKey, list[Subscription]] = {}
         self._carrier: dict[StreamKey, Connection] = {}
-        self._connections: dict[Venue, list[Connection]] = {}
+        self._connections: dict[tuple[Venue, Hashable], list[Connection]] = {}
+        self._idle_grace = idle_grace
+        self._closing: set[asyncio.Task[None]] = set()
         self._labels = count(1)
         self._markets: dict[Venue, list[MarketInfo]] = {}
         self._last_resync: dict[StreamKey, float] = {}
@@ -125,7 +128,8 @@ class SubscriptionService:
         return [c.health() for conns in self._connections.values() for c in conns]
 
     def connections(self, venue: Venue | str) -> list[Connection]:
-        return list(self._connections.get(Venue(venue), ()))
+        venue = Venue(venue)
+        return [c for (v, _), conns in self._connections.items() if v is venue for c in conns]
 
     def streams(self) -> list[Stream]:
         return list(self._streams.values())
@@ -149,6 +153,7 @@ class SubscriptionService:
             for connection in conns:
                 await connection.close()
         self._connections.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         for adapter in self.adapters.values():
             try:
                 await adapter.rest.close()
@@ -158,7 +163,8 @@ class SubscriptionService:
     # --- connections --------------------------------------------------------------------------
 
     def _connection_for(self, adapter: VenueAdapter, key: StreamKey) -> Connection:
-        conns = self._connections.setdefault(adapter.venue, [])
+        group = adapter.group(key)
+        conns = self._connections.setdefault((adapter.venue, group), [])
         for connection in conns:
             if connection.can_carry(key):
                 return connection
@@ -166,6 +172,7 @@ class SubscriptionService:
             adapter,
             f"{adapter.venue}#{next(self._labels)}",
             self,
+            group=group,
             liveness=self._liveness.get(adapter.venue),
             backoff=self._backoff(),
             healthy_after=self._healthy_after,
@@ -186,11 +193,18 @@ class SubscriptionService:
         self._last_resync.pop(key, None)
         connection = self._carrier.pop(key)
         connection.remove(key)
-        conns = self._connections[key.venue]
-        # Keep a venue's first connection open (switching market reuses it); close extra ones.
-        if not connection.streams and connection is not conns[0]:
-            conns.remove(connection)
-            asyncio.get_running_loop().create_task(connection.close())
+        if not connection.streams:
+            # Closed only if still empty after a grace period: a market switch reuses the socket.
+            asyncio.get_running_loop().call_later(self._idle_grace, self._close_if_idle, connection)
+
+    def _close_if_idle(self, connection: Connection) -> None:
+        conns = self._connections.get((connection.adapter.venue, connection.group), [])
+        if connection.streams or connection not in conns:
+            return
+        conns.remove(connection)
+        task = asyncio.get_running_loop().create_task(connection.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # --- StreamSink: called by connections ----------------------------------------------------
 

@@ -23,6 +23,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
+from itertools import count
 from typing import Protocol
 
 import websockets
@@ -101,6 +102,7 @@ class Connection:
         label: str,
         sink: StreamSink,
         *,
+        group: Hashable = (),
         liveness: Liveness | None = None,
         backoff: Backoff | None = None,
         healthy_after: float = 5.0,
@@ -108,6 +110,7 @@ class Connection:
     ) -> None:
         self.adapter = adapter
         self.label = label
+        self.group = group
         self.liveness = liveness or adapter.liveness
         self.backoff = backoff or Backoff()
         self.healthy_after = healthy_after
@@ -130,6 +133,9 @@ class Connection:
         self._last_inbound = 0.0  # any frame or pong; liveness, not data
         self._probe_sent_at: float | None = None  # an unanswered probe is out since then
         self._ws: ClientConnection | None = None
+        self._outbox: asyncio.Queue[str] | None = None  # the open session's messages, paced
+        self._request_ids = count(1)
+        self._requests: dict[int, list[StreamKey]] = {}  # request id -> keys it (un)subscribed
         self._task: asyncio.Task[None] | None = None
         self._stream_tasks: dict[StreamKey, asyncio.Task[None]] = {}  # snapshot fetch or retry
         self._wake = asyncio.Event()
@@ -148,7 +154,7 @@ class Connection:
         self.streams[stream.key] = stream
         self._routes[self.adapter.route(stream.key)] = stream
         if self._open:
-            self._subscribe(stream)
+            self._subscribe([stream])
 
     def remove(self, key: StreamKey) -> None:
         stream = self.streams.pop(key, None)
@@ -159,17 +165,28 @@ class Connection:
         self._refusals.pop(key, None)
         self._cancel_stream_task(key)
         if self._ws is not None:
-            self._send(self.adapter.unsubscribe_message(key))
+            self._send_all(self.adapter.unsubscribe_messages([key], next(self._request_ids)))
 
     @property
     def _open(self) -> bool:
         return self._ws is not None and self.state in (ConnectionState.LIVE, ConnectionState.STALE)
 
-    def _subscribe(self, stream: Stream) -> None:
-        stream.begin()
-        self._unanswered[stream.key] = (self._clock(), 1)
-        self._send(self.adapter.subscribe_message(stream.key))
-        self.refresh(stream)
+    def _subscribe(self, streams: list[Stream], *, initial: bool = False) -> None:
+        """Subscribe ``streams`` in as few messages as the adapter makes (``initial``: the first
+        request of a new socket, which some venues shape differently) and fetch their snapshots."""
+        now = self._clock()
+        for stream in streams:
+            stream.begin()
+            self._unanswered[stream.key] = (now, 1)
+        self._request([stream.key for stream in streams], initial=initial)
+        for stream in streams:
+            self.refresh(stream)
+
+    def _request(self, keys: list[StreamKey], *, initial: bool = False) -> None:
+        request_id = next(self._request_ids)
+        if self.adapter.acks_by_id:
+            self._requests[request_id] = keys
+        self._send_all(self.adapter.subscribe_messages(keys, request_id, initial=initial))
 
     def refresh(self, stream: Stream) -> None:
         """Fetch the stream's REST snapshot (if the venue has one) unless one is under way."""
@@ -187,7 +204,8 @@ class Connection:
             except Exception as exc:  # RestError, DecodeError, or a bug: all retried, none fatal
                 if not isinstance(exc, RestError):
                     self.decode_errors += 1
-                delay = backoff.next_delay()
+                asked = exc.retry_after if isinstance(exc, RestError) else None
+                delay = max(backoff.next_delay(), asked or 0.0)
                 problem = f"snapshot failed: {exc}" if isinstance(exc, RestError) else f"bad snapshot: {exc}"
                 self._log.warning(f"snapshot {stream.key}", f"{self.label}: {stream.key} {problem}")
                 if stream.state is not StreamState.LIVE and stream.state is not StreamState.ERROR:
@@ -257,17 +275,20 @@ class Connection:
         self._set_state(ConnectionState.CONNECTING)
         self._session_data_since = None
         try:
+            dial = await self.adapter.dial(self.group)
             async with connect(
-                self.adapter.ws_url(),
+                dial.url,
+                additional_headers=dial.headers or None,
+                subprotocols=list(dial.subprotocols) or None,
                 ping_interval=None,  # liveness is ours (venue pings differ), see _watch
                 max_size=MAX_FRAME_BYTES,
                 open_timeout=10,
                 close_timeout=2,
             ) as ws:
                 self._ws = ws
+                self._outbox = asyncio.Queue()
                 self._set_state(ConnectionState.LIVE)
-                for stream in list(self.streams.values()):
-                    self._resubscribe(stream)
+                self._resubscribe_all()
                 await self._session(ws)
                 code, reason = ws.close_code, ws.close_reason or ""
         except InvalidStatus as exc:
@@ -283,6 +304,7 @@ class Connection:
             code, reason = None, _describe(exc)
         finally:
             self._ws = None
+            self._outbox = None
             self._drop_streams()
         if (fatal := self.adapter.fatal_close(code, reason)) is not None:
             self._fail(f"{fatal} (close {code})")
@@ -310,18 +332,21 @@ class Connection:
             self._sink.set_stream_state(stream, StreamState.ERROR, reason)
         self._set_state(ConnectionState.FAILED, reason)
 
-    def _resubscribe(self, stream: Stream) -> None:
-        if stream.last_data_at is not None:
-            # Rebuild from the venue, never merge into what was held before the drop.
-            stream.data.clear()
-            self._sink.set_stream_state(stream, StreamState.RESYNCING, "resubscribing")
-        self._subscribe(stream)
+    def _resubscribe_all(self) -> None:
+        streams = list(self.streams.values())
+        for stream in streams:
+            if stream.last_data_at is not None:
+                # Rebuild from the venue, never merge into what was held before the drop.
+                stream.data.clear()
+                self._sink.set_stream_state(stream, StreamState.RESYNCING, "resubscribing")
+        self._subscribe(streams, initial=True)
 
     def _drop_streams(self) -> None:
         for task in self._stream_tasks.values():
             task.cancel()
         self._stream_tasks.clear()
         self._unanswered.clear()
+        self._requests.clear()
         for stream in self.streams.values():
             if stream.state not in (StreamState.ERROR, StreamState.PENDING):
                 self._sink.set_stream_state(stream, StreamState.STALE, "disconnected")
@@ -329,12 +354,27 @@ class Connection:
     # --- one connected session ----------------------------------------------------------------
 
     async def _session(self, ws: ClientConnection) -> None:
-        watchdog = asyncio.create_task(self._watch(ws))
+        helpers = [asyncio.create_task(self._watch(ws)), asyncio.create_task(self._sender(ws))]
         try:
             async for frame in ws:
                 self._receive(frame)
         finally:
-            watchdog.cancel()
+            for task in helpers:
+                task.cancel()
+
+    async def _sender(self, ws: ClientConnection) -> None:
+        """Send queued messages in order, no faster than the venue's inbound message limit."""
+        outbox = self._outbox
+        assert outbox is not None
+        rate = self.adapter.max_messages_per_second
+        while True:
+            message = await outbox.get()
+            try:
+                await ws.send(message)
+            except websockets.ConnectionClosed:
+                return
+            if rate:
+                await asyncio.sleep(1.0 / rate)
 
     def _receive(self, frame: str | bytes) -> None:
         """Take one frame. Nothing in it may end the session: a failure anywhere in decoding,
@@ -376,10 +416,11 @@ class Connection:
                     item.event.backlog = True  # first frames are backlogs, on every venue
             self._sink.ingest(stream, item.event)
         elif isinstance(item, Ack):
-            if not item.unsubscribe and (stream := self._stream_for(item.subscription)) is not None:
-                self._unanswered.pop(stream.key, None)
-                self._refusals.pop(stream.key, None)
-                self._sink.confirm(stream)
+            if not item.unsubscribe:
+                for stream in self._streams_named(item.subscription, item.request_id):
+                    self._unanswered.pop(stream.key, None)
+                    self._refusals.pop(stream.key, None)
+                    self._sink.confirm(stream)
         elif isinstance(item, VenueError):
             self._venue_error(item)
         # Pong, Ignored: liveness is already noted above; they carry nothing else.
@@ -390,14 +431,15 @@ class Connection:
         self._log.warning(kind, f"{self.label}: bad frame #{self.decode_errors}: {problem}")
 
     def _venue_error(self, error: VenueError) -> None:
-        stream = self._stream_for(error.subscription)
+        streams = self._streams_named(error.subscription, error.request_id)
         message = escape(error.message)
-        if stream is None:
+        if not streams:
             self._log.warning(f"venue error {message}", f"{self.label}: venue error: {message}")
             return
-        self._unanswered.pop(stream.key, None)
-        self._sink.set_stream_state(stream, StreamState.ERROR, message)
-        self._retry_refused(stream)
+        for stream in streams:
+            self._unanswered.pop(stream.key, None)
+            self._sink.set_stream_state(stream, StreamState.ERROR, message)
+            self._retry_refused(stream)
 
     def _retry_refused(self, stream: Stream) -> None:
         """Ask again later: a refusal may be passing (a market not listed yet, a venue limit)."""
@@ -410,17 +452,21 @@ class Connection:
         await asyncio.sleep(delay)
         if self.streams.get(stream.key) is stream and self._open and stream.state is StreamState.ERROR:
             del self._stream_tasks[stream.key]
-            self._subscribe(stream)
+            self._subscribe([stream])
 
-    def _stream_for(self, subscription: object) -> Stream | None:
-        """The stream whose subscription the venue echoed (echoes are normalized: match subsets)."""
+    def _streams_named(self, subscription: object, request_id: int | None) -> list[Stream]:
+        """The streams an ack or error is about: those of the request it names by id, or the one
+        whose subscription it echoes (echoes are normalized: matched as subsets)."""
+        if request_id is not None:
+            keys = self._requests.pop(request_id, ())
+            return [self.streams[key] for key in keys if key in self.streams]
         if not isinstance(subscription, dict):
-            return None
+            return []
         for stream in self.streams.values():
             ours = self.adapter.subscription(stream.key)
             if isinstance(ours, dict) and all(subscription.get(k) == v for k, v in ours.items()):
-                return stream
-        return None
+                return [stream]
+        return []
 
     async def _watch(self, ws: ClientConnection) -> None:
         """Probe liveness; abort the socket when a probe goes unanswered."""
@@ -465,7 +511,7 @@ class Connection:
                 return False
             self._unanswered[key] = (now, times + 1)
             self._sink.set_stream_state(stream, stream.state, f"no answer in {limit:.0f}s; subscribe re-sent")
-            self._send(self.adapter.subscribe_message(key))
+            self._request([key])
         return True
 
     async def _probe(self, ws: ClientConnection) -> None:
@@ -490,11 +536,12 @@ class Connection:
                 self._sink.set_stream_state(stream, StreamState.STALE, f"no data for {limit:.0f}s")
 
     def _send(self, message: str) -> None:
-        ws = self._ws
-        if ws is None:
-            return
-        task = asyncio.create_task(ws.send(message))
-        task.add_done_callback(_ignore_closed)
+        if self._outbox is not None:
+            self._outbox.put_nowait(message)
+
+    def _send_all(self, messages: list[str]) -> None:
+        for message in messages:
+            self._send(message)
 
     # --- status -------------------------------------------------------------------------------
 
@@ -533,8 +580,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return type(exc).__name__
-
-
-def _ignore_closed(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("send failed: %r", task.exception())

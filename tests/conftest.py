@@ -55,6 +55,7 @@ async def make_service(emulator):
     def make(adapter: VenueAdapter | None = None, **kwargs) -> SubscriptionService:
         kwargs.setdefault("liveness", {Venue.HYPERLIQUID: FAST_LIVENESS})
         kwargs.setdefault("backoff", lambda: Backoff(initial=0.05, maximum=0.4))
+        kwargs.setdefault("idle_grace", 0.2)
         service = SubscriptionService([adapter or build_adapter(Venue.HYPERLIQUID, endpoint_of(emulator))], **kwargs)
         services.append(service)
         return service

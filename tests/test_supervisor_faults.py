@@ -76,11 +76,11 @@ class FlakyUrlAdapter(HyperliquidAdapter):
 
     failures = 1
 
-    def ws_url(self) -> str:
+    async def dial(self, group):
         if self.failures:
             self.failures -= 1
             raise RuntimeError("bug while dialling")
-        return super().ws_url()
+        return await super().dial(group)
 
 
 async def test_connection_task_error_shows_failed_then_retries(make_service, emulator):

@@ -198,7 +198,7 @@ class EmulatorServer:
         self._resumed.set()
         self._rejection: tuple[int, str] | None = None
         self._ignored_request: str | None = None
-        self._http_failure: tuple[int, str] | None = None
+        self._http_failure: tuple[int, str, float | None] | None = None
         self._virtual_anchor = (self.engine.now_ms, time.monotonic())
 
     # -- addresses -------------------------------------------------------------------------------
@@ -365,8 +365,9 @@ class EmulatorServer:
             self.stats.http_requests += 1
         await self._resumed.wait()
         if self._http_failure is not None and request.path != self.ws_path:
-            status, body = self._http_failure
-            return web.Response(status=status, text=body)
+            status, body, retry_after = self._http_failure
+            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+            return web.Response(status=status, text=body, headers=headers)
         return await handler(request)
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
@@ -505,9 +506,10 @@ class EmulatorServer:
         faults = self._book_faults.get(market)
         return faults.pop(0) if faults else None
 
-    def fail_http(self, status: int | None, body: str = "") -> None:
-        """Answer every HTTP request with ``status`` and ``body`` (``None``: serve normally)."""
-        self._http_failure = None if status is None else (status, body)
+    def fail_http(self, status: int | None, body: str = "", retry_after: float | None = None) -> None:
+        """Answer every HTTP request with ``status`` and ``body`` (``None``: serve normally), with a
+        ``Retry-After`` header when given."""
+        self._http_failure = None if status is None else (status, body, retry_after)
 
     def ignore_requests(self, containing: str | None) -> None:
         """Drop, unanswered, client frames containing ``containing`` (``None``: answer all again)."""

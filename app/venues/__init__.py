@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.model import Venue
-from app.rest import RestClient
+from app.rest import RateLimiter, RestClient
 from app.venues import hyperliquid
 from app.venues.base import Endpoint, VenueAdapter
 
@@ -18,4 +18,7 @@ NETWORKS: dict[Venue, dict[str, Endpoint]] = {
 
 
 def build_adapter(venue: Venue, endpoint: Endpoint) -> VenueAdapter:
-    return ADAPTERS[venue](endpoint, RestClient(endpoint.http_url))
+    """The venue's adapter with a REST client limited to the venue's request weight."""
+    cls = ADAPTERS[venue]
+    limit = cls.rest_weight_per_minute
+    return cls(endpoint, RestClient(endpoint.http_url, limiter=None if limit is None else RateLimiter(limit)))

@@ -54,18 +54,22 @@ class Data:
 
 @dataclass(slots=True)
 class Ack:
-    """The venue confirmed a subscribe (or unsubscribe) request, echoing its subscription."""
+    """The venue confirmed a subscribe (or unsubscribe) request, echoing its subscription or
+    naming the request's id (Binance-style venues)."""
 
-    subscription: Any
+    subscription: Any = None
     unsubscribe: bool = False
+    request_id: int | None = None
 
 
 @dataclass(slots=True)
 class VenueError:
-    """An error message from the venue; ``subscription`` is set when it names the request."""
+    """An error message from the venue; ``subscription`` or ``request_id`` is set when it names
+    the request it refuses."""
 
     message: str
     subscription: Any = None
+    request_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -101,10 +105,27 @@ class Liveness:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where a venue lives: WebSocket URL and REST base URL (both may carry no secrets)."""
+    """Where a venue lives: WebSocket URL and REST base URL (both may carry no secrets), and any
+    further named URLs a venue with several hosts needs (Aster's spot streams: ``spot_ws``)."""
 
     ws_url: str
     http_url: str
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def url(self, name: str) -> str | None:
+        return dict(self.extra).get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """How to open one connection attempt; built anew before every attempt (a fresh token, a
+    URL naming the streams). ``max_lifetime``: seconds after which the venue drops the socket,
+    so it is replaced before then without a gap."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    subprotocols: tuple[str, ...] = ()
+    max_lifetime: float | None = None
 
 
 class VenueAdapter(ABC):
@@ -118,6 +139,12 @@ class VenueAdapter(ABC):
     # alive) marks the stream stale. Event-driven channels (trades, candles) are absent: a quiet
     # market is not a stale one.
     stale_after: ClassVar[dict[Channel, float]] = {}
+    # REST request weight per minute the venue allows (None: no limit); requests queue behind it.
+    rest_weight_per_minute: ClassVar[float | None] = None
+    # Outbound messages per second the venue tolerates on one socket (None: no limit).
+    max_messages_per_second: ClassVar[float | None] = None
+    # Whether acks and errors name the request by id (then the connection remembers each id).
+    acks_by_id: ClassVar[bool] = False
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 
@@ -125,8 +152,13 @@ class VenueAdapter(ABC):
         self.endpoint = endpoint
         self.rest = rest
 
-    def ws_url(self) -> str:
-        return self.endpoint.ws_url
+    def group(self, key: StreamKey) -> Hashable:
+        """Streams of different groups never share a connection (hosts, paths, auth scopes)."""
+        return ()
+
+    async def dial(self, group: Hashable) -> Dial:
+        """How to connect for ``group``; called before every attempt."""
+        return Dial(self.endpoint.ws_url)
 
     def check(self, key: StreamKey) -> None:
         """Raise ``ValueError`` with a clear message if the venue cannot serve ``key``."""
@@ -145,11 +177,19 @@ class VenueAdapter(ABC):
     def subscription(self, key: StreamKey) -> Any:
         """The venue's subscription object for ``key``; acks and errors are matched against it."""
 
-    @abstractmethod
-    def subscribe_message(self, key: StreamKey) -> str: ...
+    def subscribe_messages(self, keys: list[StreamKey], request_id: int, *, initial: bool = False) -> list[str]:
+        """Messages that subscribe ``keys`` (``initial``: the first request on a new socket).
+        Venues that batch override this; ``request_id`` is for venues whose acks name it."""
+        return [self.subscribe_message(key) for key in keys]
 
-    @abstractmethod
-    def unsubscribe_message(self, key: StreamKey) -> str: ...
+    def unsubscribe_messages(self, keys: list[StreamKey], request_id: int) -> list[str]:
+        return [self.unsubscribe_message(key) for key in keys]
+
+    def subscribe_message(self, key: StreamKey) -> str:
+        raise NotImplementedError(f"{type(self).__name__} subscribes in batches")
+
+    def unsubscribe_message(self, key: StreamKey) -> str:
+        raise NotImplementedError(f"{type(self).__name__} unsubscribes in batches")
 
     def ping_message(self) -> str | None:
         """An application-level ping, or ``None`` to probe with a WebSocket ping frame."""

@@ -145,6 +145,10 @@ class HyperliquidAdapter(VenueAdapter):
     channels = frozenset(_SUBSCRIPTION_TYPE)
     # The venue allows 1000 subscriptions per IP; we stay far below it on one socket.
     max_subscriptions_per_connection = 200
+    # Reference §7: REST weight 1200 a minute per IP (l2Book and allMids 2, candleSnapshot 20 plus
+    # one per 60 bars, meta 20); 2000 WebSocket messages a minute (we pace at 30 a second).
+    rest_weight_per_minute = 1200
+    max_messages_per_second = 30
     # Server closes after 60 s of its own silence; ping well inside that (design decision: 20 s).
     liveness = Liveness(ping_interval=20.0, probe_after=5.0, pong_timeout=5.0)
     # l2Book pushes every 0.5 s (fast) to ~5 s (20 levels, 2026); allMids and asset contexts ~1 s.
@@ -215,7 +219,7 @@ class HyperliquidAdapter(VenueAdapter):
             body: dict[str, Any] = {"type": "l2Book", "coin": key.market}
             body["nSigFigs"] = key.param("nSigFigs")
             body["mantissa"] = key.param("mantissa")
-            raw = await self.rest.post_json("/info", body)
+            raw = await self.rest.post_json("/info", body, weight=2)
             with decoding("l2Book snapshot"):
                 return [] if raw is None else [_book(raw)]
         if key.channel is Channel.CANDLES:
@@ -227,7 +231,9 @@ class HyperliquidAdapter(VenueAdapter):
                 "startTime": end - HISTORY_BARS * INTERVAL_MS[interval],
                 "endTime": end,
             }
-            raw = await self.rest.post_json("/info", {"type": "candleSnapshot", "req": request})
+            raw = await self.rest.post_json(
+                "/info", {"type": "candleSnapshot", "req": request}, weight=20 + HISTORY_BARS // 60
+            )
             with decoding("candleSnapshot"):
                 candles = sorted(map(_candle, fields.array(raw, "candles")), key=lambda c: c.open_time_ms)
             return [CandleHistory(key.market, interval, candles)]
@@ -235,14 +241,14 @@ class HyperliquidAdapter(VenueAdapter):
             body = {"type": "allMids"}
             if dex := key.param("dex"):
                 body["dex"] = dex
-            raw = await self.rest.post_json("/info", body)
+            raw = await self.rest.post_json("/info", body, weight=2)
             with decoding("allMids snapshot"):
                 return [] if raw is None else [AllMids(_mids(raw))]
         return []
 
     async def markets(self) -> list[MarketInfo]:
-        meta = await self.rest.post_json("/info", {"type": "meta"})
-        spot = await self.rest.post_json("/info", {"type": "spotMeta"})
+        meta = await self.rest.post_json("/info", {"type": "meta"}, weight=20)
+        spot = await self.rest.post_json("/info", {"type": "spotMeta"}, weight=20)
         with decoding("meta"):
             markets = [
                 _listing(asset, "perp", fields.name(asset["name"], "asset name"))
