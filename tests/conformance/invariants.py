@@ -1,0 +1,309 @@
+"""What every decoded item may contain, stated independently of the adapter code.
+
+These rules deliberately do not import :mod:`app.venues.fields`: they restate the contract from the
+outside, so a bug in the shared readers is caught here rather than copied. A violation raises
+:class:`InvariantError` (an ``AssertionError``) naming the offending field and value.
+
+* Prices are ``str`` of ASCII digits with at most one point (``12``, ``12.5``, ``.5``), with a
+  non-zero digit, at most 40 characters. Sizes the same, but zero is allowed.
+* Ticker decimals may be ``None``; the funding rate may carry a sign.
+* Times (``time_ms``, ``open_time_ms``, ``close_time_ms``) are ``int`` (not ``bool``) Unix
+  milliseconds in [2009-01-01, 2100-01-01).
+* Market and interval names are non-empty ``str`` of at most 100 characters.
+* A ``Data`` item has a hashable route; a ``Trades`` batch's trades all share its market.
+* ``Ack.subscription`` is a dict, ``VenueError.message`` a str.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from typing import Any
+
+from app.model import (
+    AllMids,
+    Bbo,
+    BookDelta,
+    BookSnapshot,
+    Candle,
+    CandleHistory,
+    MarketInfo,
+    Side,
+    Ticker,
+    Trade,
+    Trades,
+    Venue,
+)
+from app.venues.base import Ack, Data, Ignored, Pong, VenueError
+
+MAX_DECIMAL_CHARS = 40
+MAX_NAME_CHARS = 100
+MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01T00:00:00Z
+END_TIME_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, excluded
+
+# ASCII only: Python's ``\d`` also matches fullwidth and other Unicode digits.
+_UNSIGNED = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+")
+_SIGNED = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")
+_NONZERO = re.compile(r"[1-9]")
+
+
+class InvariantError(AssertionError):
+    """A decoded item holds a value no adapter may let through: ``what`` breaks ``rule``."""
+
+    def __init__(self, what: str, rule: str, value: Any) -> None:
+        super().__init__(f"{what} {rule}: {_shown(value)}")
+        self.what, self.rule, self.value = what, rule, value
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except RecursionError:  # a deeply nested value: say what it is without walking it
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fail(what: str, rule: str, value: Any) -> None:
+    raise InvariantError(what, rule, value)
+
+
+# --- fields ---------------------------------------------------------------------------------------
+
+
+def check_decimal(value: Any, what: str, *, positive: bool = False, signed: bool = False) -> None:
+    if type(value) is not str:
+        _fail(what, "is not a str", value)
+    if len(value) > MAX_DECIMAL_CHARS:
+        _fail(what, f"is longer than {MAX_DECIMAL_CHARS} characters", value)
+    if (_SIGNED if signed else _UNSIGNED).fullmatch(value) is None:
+        _fail(what, "is not a plain ASCII decimal", value)
+    if positive and _NONZERO.search(value) is None:
+        _fail(what, "is not > 0", value)
+
+
+def check_price(value: Any, what: str = "price") -> None:
+    check_decimal(value, what, positive=True)
+
+
+def check_size(value: Any, what: str = "size") -> None:
+    check_decimal(value, what)
+
+
+def check_optional_decimal(value: Any, what: str, *, signed: bool = False) -> None:
+    if value is not None:
+        check_decimal(value, what, signed=signed)
+
+
+def check_time(value: Any, what: str = "time_ms") -> None:
+    if type(value) is not int:
+        _fail(what, "is not an int", value)
+    if not MIN_TIME_MS <= value < END_TIME_MS:
+        _fail(what, "is outside [2009-01-01, 2100-01-01) in ms", value)
+
+
+def check_optional_time(value: Any, what: str = "time_ms") -> None:
+    if value is not None:
+        check_time(value, what)
+
+
+def check_count(value: Any, what: str) -> None:
+    """A non-negative int (counts, sequence numbers), ``None`` allowed."""
+    if value is None:
+        return
+    if type(value) is not int or value < 0 or value >= 2**64:
+        _fail(what, "is not an int in [0, 2**64)", value)
+
+
+def check_name(value: Any, what: str = "market") -> None:
+    if type(value) is not str:
+        _fail(what, "is not a str", value)
+    if not value or len(value) > MAX_NAME_CHARS:
+        _fail(what, f"is not 1 to {MAX_NAME_CHARS} characters", value)
+
+
+def check_level(level: Any, what: str, *, zero_size: bool = False) -> None:
+    if type(level) is not tuple or len(level) != 2:
+        _fail(what, "is not a (price, size) tuple", level)
+    price, size = level
+    check_price(price, f"{what} price")
+    if zero_size:
+        check_size(size, f"{what} size")
+    else:
+        check_decimal(size, f"{what} size")
+
+
+def check_levels(levels: Any, what: str, *, zero_size: bool = False) -> None:
+    if type(levels) is not list:
+        _fail(what, "is not a list", levels)
+    for index, level in enumerate(levels):
+        check_level(level, f"{what}[{index}]", zero_size=zero_size)
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+def _book_snapshot(event: BookSnapshot) -> None:
+    check_name(event.market, "BookSnapshot.market")
+    check_levels(event.bids, "BookSnapshot.bids")
+    check_levels(event.asks, "BookSnapshot.asks")
+    check_optional_time(event.time_ms, "BookSnapshot.time_ms")
+    check_count(event.sequence, "BookSnapshot.sequence")
+
+
+def _book_delta(event: BookDelta) -> None:
+    check_name(event.market, "BookDelta.market")
+    check_levels(event.bids, "BookDelta.bids", zero_size=True)
+    check_levels(event.asks, "BookDelta.asks", zero_size=True)
+    check_optional_time(event.time_ms, "BookDelta.time_ms")
+    check_count(event.first_sequence, "BookDelta.first_sequence")
+    check_count(event.last_sequence, "BookDelta.last_sequence")
+    check_count(event.previous_sequence, "BookDelta.previous_sequence")
+
+
+def _trade(trade: Any, what: str) -> None:
+    if type(trade) is not Trade:
+        _fail(what, "is not a Trade", trade)
+    check_name(trade.market, f"{what}.market")
+    check_price(trade.price, f"{what}.price")
+    check_size(trade.size, f"{what}.size")
+    if not isinstance(trade.side, Side):
+        _fail(f"{what}.side", "is not a Side", trade.side)
+    check_time(trade.time_ms, f"{what}.time_ms")
+    check_name(trade.trade_id, f"{what}.trade_id")
+
+
+def _trades(event: Trades) -> None:
+    check_name(event.market, "Trades.market")
+    if type(event.trades) is not list:
+        _fail("Trades.trades", "is not a list", event.trades)
+    for index, trade in enumerate(event.trades):
+        _trade(trade, f"Trades.trades[{index}]")
+        if trade.market != event.market:
+            _fail(f"Trades.trades[{index}].market", f"differs from the batch's {event.market!r}", trade.market)
+    if type(event.backlog) is not bool:
+        _fail("Trades.backlog", "is not a bool", event.backlog)
+
+
+def _candle(event: Any, what: str = "Candle") -> None:
+    if type(event) is not Candle:
+        _fail(what, "is not a Candle", event)
+    check_name(event.market, f"{what}.market")
+    check_name(event.interval, f"{what}.interval")
+    check_time(event.open_time_ms, f"{what}.open_time_ms")
+    check_time(event.close_time_ms, f"{what}.close_time_ms")
+    for field in ("open", "high", "low", "close"):
+        check_price(getattr(event, field), f"{what}.{field}")
+    check_size(event.volume, f"{what}.volume")
+    check_count(event.trade_count, f"{what}.trade_count")
+
+
+def _candle_history(event: CandleHistory) -> None:
+    check_name(event.market, "CandleHistory.market")
+    check_name(event.interval, "CandleHistory.interval")
+    if type(event.candles) is not list:
+        _fail("CandleHistory.candles", "is not a list", event.candles)
+    for index, candle in enumerate(event.candles):
+        _candle(candle, f"CandleHistory.candles[{index}]")
+
+
+def _ticker(event: Ticker) -> None:
+    check_name(event.market, "Ticker.market")
+    for field in ("mark", "mid", "index", "open_interest", "volume_24h", "prev_day_price"):
+        check_optional_decimal(getattr(event, field), f"Ticker.{field}")
+    check_optional_decimal(event.funding_rate, "Ticker.funding_rate", signed=True)
+    check_optional_time(event.time_ms, "Ticker.time_ms")
+
+
+def _bbo(event: Bbo) -> None:
+    check_name(event.market, "Bbo.market")
+    for field in ("bid", "ask"):
+        level = getattr(event, field)
+        if level is not None:
+            check_level(level, f"Bbo.{field}")
+    check_optional_time(event.time_ms, "Bbo.time_ms")
+
+
+def _all_mids(event: AllMids) -> None:
+    if type(event.mids) is not dict:
+        _fail("AllMids.mids", "is not a dict", event.mids)
+    for market, mid in event.mids.items():
+        check_name(market, "AllMids market")
+        check_size(mid, f"AllMids[{market!r}]")
+
+
+_EVENT_CHECKS: dict[type, Any] = {
+    BookSnapshot: _book_snapshot,
+    BookDelta: _book_delta,
+    Trades: _trades,
+    Candle: _candle,
+    CandleHistory: _candle_history,
+    Ticker: _ticker,
+    Bbo: _bbo,
+    AllMids: _all_mids,
+}
+
+
+def check_event(event: Any) -> None:
+    """Assert that ``event`` is a :data:`~app.model.MarketEvent` holding only valid values."""
+    check = _EVENT_CHECKS.get(type(event))
+    if check is None:
+        _fail("event", "is not a MarketEvent", event)
+    check(event)
+
+
+def check_item(item: Any) -> None:
+    """Assert that one item of ``adapter.decode()``'s result is valid."""
+    kind = type(item)
+    if kind is Data:
+        if not isinstance(item.route, Hashable):
+            _fail("Data.route", "is not hashable", item.route)
+        try:
+            hash(item.route)
+        except TypeError:
+            _fail("Data.route", "is not hashable", item.route)
+        check_event(item.event)
+    elif kind is Ack:
+        if type(item.subscription) is not dict:
+            _fail("Ack.subscription", "is not a dict", item.subscription)
+        if type(item.unsubscribe) is not bool:
+            _fail("Ack.unsubscribe", "is not a bool", item.unsubscribe)
+    elif kind is VenueError:
+        if type(item.message) is not str:
+            _fail("VenueError.message", "is not a str", item.message)
+    elif kind not in (Pong, Ignored):
+        _fail("decoded item", "is not Data, Ack, VenueError, Pong or Ignored", item)
+
+
+def check_decoded(items: Any) -> None:
+    """Assert that ``adapter.decode()`` returned a list of valid items."""
+    if type(items) is not list:
+        _fail("decode() result", "is not a list", items)
+    for item in items:
+        check_item(item)
+
+
+def check_events(events: Any) -> None:
+    """Assert that ``adapter.snapshot()`` returned a list of valid market events."""
+    if type(events) is not list:
+        _fail("snapshot() result", "is not a list", events)
+    for event in events:
+        check_event(event)
+
+
+def check_markets(markets: Any, venue: Venue) -> None:
+    """Assert that ``adapter.markets()`` returned valid listings of ``venue``."""
+    if type(markets) is not list:
+        _fail("markets() result", "is not a list", markets)
+    for index, info in enumerate(markets):
+        what = f"markets()[{index}]"
+        if type(info) is not MarketInfo:
+            _fail(what, "is not a MarketInfo", info)
+        if info.venue is not venue:
+            _fail(f"{what}.venue", f"is not {venue}", info.venue)
+        check_name(info.market, f"{what}.market")
+        check_name(info.display, f"{what}.display")
+        check_name(info.kind, f"{what}.kind")
+        for field in ("price_decimals", "size_decimals"):
+            value = getattr(info, field)
+            if value is not None and (type(value) is not int or not 0 <= value <= 30):
+                _fail(f"{what}.{field}", "is not an int in [0, 30]", value)
