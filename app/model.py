@@ -173,7 +173,9 @@ class CandleHistory:
 
 @dataclass(slots=True)
 class Ticker:
-    """Mark/index/funding/volume context of one market. Missing fields are ``None``."""
+    """Mark/index/funding/volume context of one market. ``None`` fields are unknown: a venue that
+    splits the context over several streams sends each part with the others ``None``, and the
+    stream state merges them."""
 
     market: str
     mark: str | None = None
@@ -183,6 +185,7 @@ class Ticker:
     open_interest: str | None = None
     volume_24h: str | None = None  # quote notional
     prev_day_price: str | None = None
+    last: str | None = None  # last trade price (spot markets have no mark)
     time_ms: int | None = None
 
 
@@ -196,13 +199,25 @@ class Bbo:
 
 @dataclass(slots=True)
 class AllMids:
-    """Mid price of every market of the venue; replaces the previous map."""
+    """Price of every market of the venue (mid, or last where the venue has no mid); replaces
+    the previous map, or with ``partial`` updates only the markets it names (Aster's
+    ``!ticker@arr`` carries only the symbols that changed)."""
 
     mids: dict[str, str] = field(default_factory=dict)
+    partial: bool = False
+
+
+@dataclass(slots=True)
+class BookInvalidated:
+    """The venue says the held book no longer holds (e.g. Polymarket's tick size changed): the
+    stream resyncs from a fresh snapshot."""
+
+    market: str
+    reason: str
 
 
 MarketEvent: TypeAlias = (
-    BookSnapshot | BookDelta | Trades | Candle | CandleHistory | Ticker | Bbo | AllMids
+    BookSnapshot | BookDelta | BookInvalidated | Trades | Candle | CandleHistory | Ticker | Bbo | AllMids
 )
 
 
@@ -236,6 +251,8 @@ class MarketInfo:
     kind: str  # "perp", "spot", "option", "prediction", ...
     price_decimals: int | None = None
     size_decimals: int | None = None
+    event: str | None = None  # what several markets belong to (a prediction's condition id)
+    outcome: str | None = None  # this market's outcome within the event ("Yes", "No")
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from app.model import (
     AllMids,
     Bbo,
     BookDelta,
+    BookInvalidated,
     BookSnapshot,
     Candle,
     CandleHistory,
@@ -92,16 +93,24 @@ class BookData(StreamData):
         return self.synced
 
     @property
+    def _awaiting_straddle(self) -> bool:
+        return self._chained and self._last_id is None
+
+    @property
     def _chained(self) -> bool:
         return self.sync in (BookSync.CHAIN_PREVIOUS, BookSync.CHAIN_NEXT)
 
     def apply(self, event: MarketEvent) -> None:
         if isinstance(event, BookSnapshot):
             self._apply_snapshot(event)
+        elif isinstance(event, BookInvalidated):
+            raise ResyncNeeded(event.reason)
         elif isinstance(event, BookDelta):
             if not self.synced and self.sync is not BookSync.FULL:
                 self._hold(event)
                 return
+            if self._awaiting_straddle and self._covered(event, self.book.sequence or 0):
+                return  # the stream lags the REST snapshot: this update is already in it
             self._apply_delta(event)
         else:
             return
@@ -259,6 +268,11 @@ class TickerData(StreamData):
 
     def apply(self, event: MarketEvent) -> None:
         if isinstance(event, Ticker):
+            held = self.ticker
+            if held is not None and held.market == event.market:
+                for name in Ticker.__slots__:
+                    if getattr(event, name) is None:
+                        setattr(event, name, getattr(held, name))
             self.ticker = event
             self.generation += 1
 
@@ -285,7 +299,7 @@ class MidsData(StreamData):
 
     def apply(self, event: MarketEvent) -> None:
         if isinstance(event, AllMids):
-            self.mids = event.mids
+            self.mids = {**self.mids, **event.mids} if event.partial else event.mids
             self.generation += 1
 
 

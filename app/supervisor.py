@@ -165,7 +165,8 @@ class Connection:
         self._refusals.pop(key, None)
         self._cancel_stream_task(key)
         if self._ws is not None:
-            self._send_all(self.adapter.unsubscribe_messages([key], next(self._request_ids)))
+            request_id = next(self._request_ids)
+            self._send_all(self.adapter.unsubscribe_messages([key], request_id, remaining=list(self.streams)))
 
     @property
     def _open(self) -> bool:
@@ -455,18 +456,19 @@ class Connection:
             self._subscribe([stream])
 
     def _streams_named(self, subscription: object, request_id: int | None) -> list[Stream]:
-        """The streams an ack or error is about: those of the request it names by id, or the one
+        """The streams an ack or error is about: those of the request it names by id, or those
         whose subscription it echoes (echoes are normalized: matched as subsets)."""
         if request_id is not None:
             keys = self._requests.pop(request_id, ())
             return [self.streams[key] for key in keys if key in self.streams]
         if not isinstance(subscription, dict):
             return []
-        for stream in self.streams.values():
-            ours = self.adapter.subscription(stream.key)
-            if isinstance(ours, dict) and all(subscription.get(k) == v for k, v in ours.items()):
-                return [stream]
-        return []
+        return [
+            stream
+            for stream in self.streams.values()
+            if isinstance(ours := self.adapter.subscription(stream.key), dict)
+            and all(subscription.get(k) == v for k, v in ours.items())
+        ]
 
     async def _watch(self, ws: ClientConnection) -> None:
         """Probe liveness; abort the socket when a probe goes unanswered."""

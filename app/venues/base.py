@@ -182,7 +182,9 @@ class VenueAdapter(ABC):
         Venues that batch override this; ``request_id`` is for venues whose acks name it."""
         return [self.subscribe_message(key) for key in keys]
 
-    def unsubscribe_messages(self, keys: list[StreamKey], request_id: int) -> list[str]:
+    def unsubscribe_messages(self, keys: list[StreamKey], request_id: int, *, remaining: list[StreamKey]) -> list[str]:
+        """Messages that unsubscribe ``keys``; ``remaining``: the keys the connection still
+        carries (venues where several keys share one upstream subscription keep it for them)."""
         return [self.unsubscribe_message(key) for key in keys]
 
     def subscribe_message(self, key: StreamKey) -> str:
@@ -206,6 +208,10 @@ class VenueAdapter(ABC):
     @abstractmethod
     async def markets(self) -> list[MarketInfo]:
         """Every market the venue lists, for the market picker."""
+
+    async def close(self) -> None:
+        """Release the adapter's HTTP sessions."""
+        await self.rest.close()
 
     def fatal_close(self, code: int | None, reason: str) -> str | None:
         """Why a close with this code must not be retried, or ``None`` if it may be."""

@@ -77,6 +77,13 @@ def time_ms(value: Any, what: str = "time") -> int:
     return integer(value, what, low=MIN_TIME_MS, high=MAX_TIME_MS)
 
 
+def time_ms_text(value: Any, what: str = "time") -> int:
+    """Unix milliseconds sent as a string of digits (Polymarket), checked like :func:`time_ms`."""
+    if type(value) is not str or not value.isascii() or not value.isdigit() or len(value) > 13:
+        raise DecodeError(f"{what} is not a millisecond timestamp string: {_shown(value)}")
+    return time_ms(int(value), what)
+
+
 def name(value: Any, what: str = "name") -> str:
     """A non-empty string of bounded length (a market, coin or interval name)."""
     if type(value) is not str or not value or len(value) > MAX_NAME_CHARS:
