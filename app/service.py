@@ -156,7 +156,7 @@ class SubscriptionService:
         await asyncio.gather(*self._closing, return_exceptions=True)
         for adapter in self.adapters.values():
             try:
-                await adapter.rest.close()
+                await adapter.close()
             except Exception:
                 log.exception("closing %s REST session", adapter.venue)
 

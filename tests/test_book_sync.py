@@ -89,3 +89,12 @@ def test_buffer_is_bounded() -> None:
 def test_snapshot_without_sequence_cannot_start_a_chain() -> None:
     with pytest.raises(ResyncNeeded, match="sequence"):
         BookData(BookSync.CHAIN_PREVIOUS).apply(snapshot(None))
+
+
+def test_updates_arriving_after_a_newer_snapshot_are_dropped_until_one_straddles() -> None:
+    data = BookData(BookSync.CHAIN_PREVIOUS)
+    data.apply(snapshot(100, bids=[("100", "1")]))
+    data.apply(delta(90, 95, 89, bids=[("100", "9")]))  # the stream lags the snapshot: covered
+    assert data.book.levels()[0] == [("100", "1")]
+    data.apply(delta(96, 101, 95, bids=[("100", "2")]))
+    assert data.book.levels()[0] == [("100", "2")]
