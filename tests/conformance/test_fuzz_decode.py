@@ -7,7 +7,7 @@ counts ``DecodeError``; anything else escapes the frame). The good frames are th
 captured over a real socket once per session (:func:`~tests.conformance.venues.capture`).
 
 Hypothesis runs derandomized with no example database and a bounded number of examples
-(``PERPTERM_FUZZ_EXAMPLES``, default 200), so a run is deterministic and short; the exhaustive
+(``PERPTERM_FUZZ_EXAMPLES``, default 150), so a run is deterministic and short; the exhaustive
 tests walk every field of every frame shape with a fixed list of hostile values and report every
 kind of failure at once.
 """
@@ -49,7 +49,7 @@ from tests.conformance.mutations import (
 from tests.conformance.venues import CASES, Replay, RestCall, Samples, capture, case_ids, missing_cases
 
 # Examples per hypothesis test and venue; raise it for a longer hunt (the run stays deterministic).
-EXAMPLES = int(os.environ.get("PERPTERM_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("PERPTERM_FUZZ_EXAMPLES", "150"))
 
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -221,8 +221,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest.mark.parametrize("poison", POISONS, ids=lambda p: p.name.replace(" ", "-"))
 async def test_poison_kind(live: Live, poison: Poison) -> None:
-    """One kind of poison, twice, each time followed by the market moving."""
-    await live.round(poison)
+    """One kind of poison on a fresh connection, followed by the market moving."""
     await live.round(poison)
 
 
