@@ -37,6 +37,7 @@ Model (design decisions, the venues say nothing about this):
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
 from collections import deque
@@ -52,6 +53,7 @@ __all__ = [
     "HOSTILE_ASSETS",
     "HOSTILE_NAMES",
     "HOSTILE_TOKEN",
+    "CANDLE_INTERVALS",
     "INTERVALS",
     "AssetContext",
     "AssetSpec",
@@ -78,12 +80,16 @@ DEMO_ADDRESS = "0x0de0000000000000000000000000000000000001"
 #: Candle intervals (Hyperliquid's set, reference §4.4; other venues use subsets).
 INTERVALS: tuple[str, ...] = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w", "1M")
 
+#: Every interval the engine aggregates: Hyperliquid's set plus ``6h`` (Binance-style venues such as
+#: Aster list it). ``6h`` bars come from history layers whose bars tile it (1m/5m/30m: ~35 days).
+CANDLE_INTERVALS: tuple[str, ...] = (*INTERVALS[:8], "6h", *INTERVALS[8:])
+
 _MINUTE = 60_000
 _HOUR = 60 * _MINUTE
 _DAY = 24 * _HOUR
 _FIXED_INTERVAL_MS: dict[str, int] = {
     "1m": _MINUTE, "3m": 3 * _MINUTE, "5m": 5 * _MINUTE, "15m": 15 * _MINUTE, "30m": 30 * _MINUTE,
-    "1h": _HOUR, "2h": 2 * _HOUR, "4h": 4 * _HOUR, "8h": 8 * _HOUR, "12h": 12 * _HOUR,
+    "1h": _HOUR, "2h": 2 * _HOUR, "4h": 4 * _HOUR, "6h": 6 * _HOUR, "8h": 8 * _HOUR, "12h": 12 * _HOUR,
     "1d": _DAY, "3d": 3 * _DAY, "1w": 7 * _DAY,
 }  # fmt: skip
 
@@ -493,6 +499,7 @@ class _CandleStore:
         self.live: list[Bar] = []  # 1m bars after the history
         self._history_by_interval: dict[str, list[Bar]] = {}
         self._current: dict[str, Bar] = {}
+        self._history_trade_sums: list[int] | None = None
 
     def add_trade(self, t: int, px: int, sz: int, ntl: float) -> None:
         minute = t - t % _MINUTE
@@ -509,6 +516,14 @@ class _CandleStore:
 
     def last_close(self) -> int:
         return (self.live[-1] if self.live else self.history[-1]).c
+
+    def trades_before(self, t: int) -> int:
+        """Trades in the bars (history, then live) that open before ``t``."""
+        if self._history_trade_sums is None:
+            self._history_trade_sums = list(itertools.accumulate((bar.n for bar in self.history), initial=0))
+        count = self._history_trade_sums[bisect.bisect_left(self.history, t, key=lambda b: b.t)]
+        live = self.live
+        return count + sum(bar.n for bar in live[: bisect.bisect_left(live, t, key=lambda b: b.t)])
 
     def minute_bars(self) -> Iterable[Bar]:
         """The 1m bars, history then live (used to seed the rolling 24 h window)."""
@@ -873,7 +888,7 @@ class MarketEngine:
 
     def candles(self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = 5000) -> list[Bar]:
         """Bars of ``interval`` overlapping ``[start_ms, end_ms]``: the most recent ``limit`` of them."""
-        if interval not in INTERVALS:
+        if interval not in CANDLE_INTERVALS:
             raise ValueError(f"unknown interval {interval!r}")
         series = self._markets[symbol].candles.series(interval)
         first = bisect.bisect_left(series, bucket_start(interval, max(0, start_ms)), key=lambda b: b.t)
@@ -881,9 +896,16 @@ class MarketEngine:
         selected = series[first:last]
         return selected[-limit:] if limit > 0 else []
 
+    def trade_count(self, symbol: str, before_ms: int | None = None) -> int:
+        """Trades of ``symbol`` (generated history included) in bars opening before ``before_ms`` (all
+        of them when ``None``). A running trade number: venues that number trades sequentially derive
+        every id (a candle's first/last trade, a 24 h window's) from it, consistent with ``Bar.n``."""
+        candles = self._markets[symbol].candles
+        return candles.trades_before(self.now_ms + 1 if before_ms is None else before_ms)
+
     def current_candle(self, symbol: str, interval: str) -> Bar:
         """The newest (possibly still forming) bar of ``interval``."""
-        if interval not in INTERVALS:
+        if interval not in CANDLE_INTERVALS:
             raise ValueError(f"unknown interval {interval!r}")
         return self._markets[symbol].candles.current(interval)
 

@@ -105,6 +105,7 @@ class WsConnection:
         self.transport = request.transport
         self.last_sent = time.monotonic()
         self.opened_at = self.last_sent
+        self.last_pong = self.last_sent  # a pong frame from the client (solicited or not)
         self.state: dict[str, Any] = {}
 
     @property
@@ -151,13 +152,16 @@ class WsConnection:
 class EmulatorServer:
     """HTTP + WebSocket emulator of one venue on one port, driven by a :class:`MarketEngine`.
 
-    Subclasses set :attr:`venue`, :attr:`ws_path`, optionally :attr:`greeting_text`, and override
-    :meth:`http_routes`, :meth:`on_ws_open`, :meth:`on_ws_message`, :meth:`on_ws_close` and
-    :meth:`on_step`.
+    Subclasses set :attr:`venue`, :attr:`ws_path`, optionally :attr:`extra_ws_routes` and
+    :attr:`greeting_text`, and override :meth:`http_routes`, :meth:`on_ws_open`, :meth:`on_ws_message`,
+    :meth:`on_ws_close` and :meth:`on_step` (and :meth:`on_ws_frame`, :meth:`extra_urls` if needed).
     """
 
     venue: ClassVar[str] = ""
     ws_path: ClassVar[str] = "/ws"
+    #: More aiohttp route patterns served by the WebSocket handler (venues with several stream paths,
+    #: e.g. ``/ws/{streams:.*}``); the handler reads ``conn.request`` to tell them apart.
+    extra_ws_routes: ClassVar[tuple[str, ...]] = ()
     greeting_text: ClassVar[str | None] = None
 
     def __init__(
@@ -223,6 +227,10 @@ class EmulatorServer:
     def _url_host(self) -> str:
         return f"[{self._host}]" if ":" in self._host else self._host
 
+    def extra_urls(self) -> dict[str, str]:
+        """More endpoints to advertise besides ``http`` and ``ws`` (``perpterm sim`` prints them)."""
+        return {}
+
     def demo_credentials(self) -> dict[str, str]:
         """Credentials a client needs for this emulator (``api_key``, ``token``, ``wallet``); none by default."""
         return {}
@@ -239,7 +247,8 @@ class EmulatorServer:
             raise RuntimeError("emulator already started")
         self._host = host
         app = web.Application(middlewares=[self._http_middleware], client_max_size=self.max_message_size)
-        app.router.add_get(self.ws_path, self._ws_handler)
+        for path in (self.ws_path, *self.extra_ws_routes):
+            app.router.add_get(path, self._ws_handler)
         app.router.add_routes(self.http_routes())
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
@@ -361,14 +370,18 @@ class EmulatorServer:
 
     @web.middleware
     async def _http_middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path != self.ws_path:
+        is_ws = self._is_ws_route(request)
+        if not is_ws:
             self.stats.http_requests += 1
         await self._resumed.wait()
-        if self._http_failure is not None and request.path != self.ws_path:
+        if self._http_failure is not None and not is_ws:
             status, body, retry_after = self._http_failure
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
             return web.Response(status=status, text=body, headers=headers)
         return await handler(request)
+
+    def _is_ws_route(self, request: web.Request) -> bool:
+        return getattr(request.match_info, "handler", None) == self._ws_handler
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=False, max_msg_size=self.max_message_size)
@@ -398,6 +411,8 @@ class EmulatorServer:
         return ws
 
     async def _dispatch(self, conn: WsConnection, message: WSMessage) -> None:
+        if not await self.on_ws_frame(conn, message.type):
+            return
         if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             self.stats.frames_received += 1
             text = message.data if message.type is WSMsgType.TEXT else message.data.decode("utf-8", "replace")
@@ -406,6 +421,8 @@ class EmulatorServer:
             await self.on_ws_message(conn, text)
         elif message.type is WSMsgType.PING:
             await conn.pong(message.data)
+        elif message.type is WSMsgType.PONG:
+            conn.last_pong = time.monotonic()
 
     async def broadcast(self, connections: Iterable[WsConnection], frame: bytes) -> None:
         """Send one encoded frame to each connection (never waits on a slow one)."""
@@ -501,10 +518,22 @@ class EmulatorServer:
             raise ValueError(f"unknown book fault {fault!r} (known: {', '.join(BOOK_FAULTS)})")
         self._book_faults.setdefault(market, []).append(fault)
 
-    def take_book_fault(self, market: str) -> BookFault | None:
-        """For venue publishers: the fault armed for ``market``'s next book update, if any."""
+    def take_book_fault(self, market: str, only: Iterable[BookFault] | None = None) -> BookFault | None:
+        """For venue publishers: the fault armed for ``market``'s next book update, if any.
+
+        ``only`` takes the first armed fault of those kinds and leaves the others queued (a venue
+        applies ``delta_before_snapshot`` when a subscriber arrives, the others when it publishes).
+        """
         faults = self._book_faults.get(market)
-        return faults.pop(0) if faults else None
+        if not faults:
+            return None
+        if only is None:
+            return faults.pop(0)
+        kinds = set(only)
+        for index, fault in enumerate(faults):
+            if fault in kinds:
+                return faults.pop(index)
+        return None
 
     def fail_http(self, status: int | None, body: str = "", retry_after: float | None = None) -> None:
         """Answer every HTTP request with ``status`` and ``body`` (``None``: serve normally), with a
@@ -540,6 +569,11 @@ class EmulatorServer:
 
     async def on_ws_message(self, conn: WsConnection, text: str) -> None:
         """Called for every text (or binary, decoded) frame from the client."""
+
+    async def on_ws_frame(self, conn: WsConnection, kind: WSMsgType) -> bool:
+        """Called for every frame from the client (data, ping, pong) before it is handled, e.g. to
+        enforce a message-rate limit; returning False drops the frame unhandled."""
+        return True
 
     def on_ws_close(self, conn: WsConnection) -> None:
         """Called once when a connection ends, whatever the reason."""
