@@ -168,8 +168,9 @@ class AsterAdapter(VenueAdapter):
                 return [Ack(request_id=fields.integer(message["id"], "ack id"))]
             if isinstance(message, dict) and "code" in message and "msg" in message:
                 request_id = message.get("id")
-                text = str(message["msg"])[:300]
-                return [VenueError(f"{text} (code {str(message['code'])[:10]})", None, _id_or_none(request_id))]
+                text = message["msg"] if isinstance(message["msg"], str) else fields.shown(message["msg"])
+                code = fields.shown(message["code"])
+                return [VenueError(f"{text[:300]} (code {code})", None, _id_or_none(request_id))]
             return _decode_payload(message)  # a raw /ws stream
 
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
@@ -235,7 +236,7 @@ def _decode_payload(payload: Any) -> list[Decoded]:
         kind = "bookTicker"  # spot book tickers carry no event type
     decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
     if decoder is None:
-        raise DecodeError(f"unknown event type {str(kind)[:40]!r}")
+        raise DecodeError(f"unknown event type {fields.shown(kind)}")
     with decoding(f"{kind} event"):
         return [decoder(payload)]
 

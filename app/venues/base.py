@@ -40,7 +40,7 @@ def decoding(what: str) -> Iterator[None]:
         raise
     except KeyError as exc:
         raise DecodeError(f"{what} lacks {str(exc)[:40]}") from None
-    except (TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
         raise DecodeError(f"malformed {what} ({type(exc).__name__})") from None
 
 

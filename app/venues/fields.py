@@ -25,15 +25,18 @@ from app.venues.base import DecodeError
 MAX_DECIMAL_CHARS = 40
 MAX_NAME_CHARS = 100
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01
-MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01
+MAX_TIME_MS = 4_102_444_799_999  # the last millisecond of 2099
 
-_UNSIGNED = re.compile(r"\d+(?:\.\d+)?|\.\d+")
-_SIGNED = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)")
+_UNSIGNED = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+")  # ASCII digits only: "９" is not a price
+_SIGNED = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")
 _NONZERO = re.compile(r"[1-9]")
 
 
-def _shown(value: Any) -> str:
-    """A short repr of a bad value for the error text (the caller's log escapes it)."""
+def shown(value: Any) -> str:
+    """A short repr of a bad value for an error text (the log escapes it). Containers are named,
+    not printed: a venue can nest them deeper than ``repr`` can recurse."""
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        return type(value).__name__
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -41,9 +44,9 @@ def _shown(value: Any) -> str:
 def decimal_text(value: Any, what: str, *, signed: bool = False) -> str:
     """A decimal string as the venue sent it (see the module rules)."""
     if type(value) is not str or len(value) > MAX_DECIMAL_CHARS:
-        raise DecodeError(f"{what} is not a decimal string: {_shown(value)}")
+        raise DecodeError(f"{what} is not a decimal string: {shown(value)}")
     if (_SIGNED if signed else _UNSIGNED).fullmatch(value) is None:
-        raise DecodeError(f"{what} is not a plain decimal: {_shown(value)}")
+        raise DecodeError(f"{what} is not a plain decimal: {shown(value)}")
     return value
 
 
@@ -51,7 +54,7 @@ def price(value: Any, what: str = "price") -> str:
     """A decimal string > 0."""
     text = decimal_text(value, what)
     if _NONZERO.search(text) is None:
-        raise DecodeError(f"{what} is not positive: {_shown(value)}")
+        raise DecodeError(f"{what} is not positive: {shown(value)}")
     return text
 
 
@@ -68,7 +71,7 @@ def optional_decimal(value: Any, what: str, *, signed: bool = False) -> str | No
 def integer(value: Any, what: str, *, low: int = 0, high: int = 2**63 - 1) -> int:
     """An ``int`` (never ``bool``) in ``[low, high]``."""
     if type(value) is not int or not low <= value <= high:
-        raise DecodeError(f"{what} is not an integer in range: {_shown(value)}")
+        raise DecodeError(f"{what} is not an integer in range: {shown(value)}")
     return value
 
 
@@ -80,26 +83,26 @@ def time_ms(value: Any, what: str = "time") -> int:
 def time_ms_text(value: Any, what: str = "time") -> int:
     """Unix milliseconds sent as a string of digits (Polymarket), checked like :func:`time_ms`."""
     if type(value) is not str or not value.isascii() or not value.isdigit() or len(value) > 13:
-        raise DecodeError(f"{what} is not a millisecond timestamp string: {_shown(value)}")
+        raise DecodeError(f"{what} is not a millisecond timestamp string: {shown(value)}")
     return time_ms(int(value), what)
 
 
 def name(value: Any, what: str = "name") -> str:
     """A non-empty string of bounded length (a market, coin or interval name)."""
     if type(value) is not str or not value or len(value) > MAX_NAME_CHARS:
-        raise DecodeError(f"{what} is not a name: {_shown(value)}")
+        raise DecodeError(f"{what} is not a name: {shown(value)}")
     return value
 
 
 def obj(value: Any, what: str) -> dict[str, Any]:
     """A JSON object."""
     if type(value) is not dict:
-        raise DecodeError(f"{what} is not an object: {_shown(value)}")
+        raise DecodeError(f"{what} is not an object: {shown(value)}")
     return value
 
 
 def array(value: Any, what: str) -> list[Any]:
     """A JSON array."""
     if type(value) is not list:
-        raise DecodeError(f"{what} is not an array: {_shown(value)}")
+        raise DecodeError(f"{what} is not an array: {shown(value)}")
     return value

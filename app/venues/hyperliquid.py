@@ -210,7 +210,7 @@ class HyperliquidAdapter(VenueAdapter):
                 return [Pong()]
             decoder = _DECODERS.get(channel) if isinstance(channel, str) else None
             if decoder is None:
-                raise DecodeError(f"unknown channel {str(channel)[:40]!r}")
+                raise DecodeError(f"unknown channel {fields.shown(channel)}")
             with decoding(f"{channel} frame"):
                 return decoder(message["data"])
 
@@ -307,7 +307,7 @@ def _trade(raw: Any) -> Trade:
     trade = fields.obj(raw, "trade")
     side = trade["side"]
     if side not in ("B", "A"):
-        raise DecodeError(f"trade.side is not B or A: {str(side)[:10]!r}")
+        raise DecodeError(f"trade.side is not B or A: {fields.shown(side)}")
     return Trade(
         market=fields.name(trade["coin"], "trade.coin"),
         price=fields.price(trade["px"], "trade.px"),

@@ -166,7 +166,7 @@ def _decode_event(event: dict[str, Any]) -> list[Decoded]:
         return [Data(("book", asset), BookInvalidated(asset, f"tick size changed to {new_tick}"))]
     if kind in ("best_bid_ask", "new_market", "market_resolved"):
         return [Ignored()]  # best prices come from the book itself, which has the sizes too
-    raise DecodeError(f"unknown event type {str(kind)[:40]!r}")
+    raise DecodeError(f"unknown event type {fields.shown(kind)}")
 
 
 def _levels(raw: Any, what: str) -> list[Level]:
@@ -196,7 +196,7 @@ def _side_levels(changes: list[dict[str, Any]]) -> tuple[list[Level], list[Level
         elif side == "SELL":
             asks.append(level)
         else:
-            raise DecodeError(f"change side is not BUY or SELL: {str(side)[:10]!r}")
+            raise DecodeError(f"change side is not BUY or SELL: {fields.shown(side)}")
     return bids, asks
 
 
@@ -223,7 +223,7 @@ def _trade(event: dict[str, Any]) -> Data:
     asset = fields.name(event["asset_id"], "asset_id")
     side = event["side"]
     if side not in ("BUY", "SELL"):
-        raise DecodeError(f"trade side is not BUY or SELL: {str(side)[:10]!r}")
+        raise DecodeError(f"trade side is not BUY or SELL: {fields.shown(side)}")
     time_ms = fields.time_ms_text(event["timestamp"], "trade.timestamp")
     price = fields.price(event["price"], "trade.price")
     size = fields.size(event["size"], "trade.size")
