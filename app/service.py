@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Hashable, Iterable
 from itertools import count
@@ -24,6 +25,7 @@ from app.model import (
     BookSnapshot,
     Channel,
     ConnectionHealth,
+    ConnectionState,
     ConnectionStatus,
     MarketEvent,
     MarketInfo,
@@ -38,6 +40,9 @@ from app.supervisor import Backoff, Connection
 from app.venues.base import Liveness, VenueAdapter
 
 log = logging.getLogger("perpterm.service")
+
+RESYNC_SPACING = 2.0  # seconds between REST refetches of one stream
+ROTATION_TIMEOUT = 30.0  # seconds a replacement connection gets to sync all its streams
 
 Listener = Callable[[MarketEvent | StreamStatus], None]
 ConnectionListener = Callable[[ConnectionStatus], None]
@@ -91,6 +96,7 @@ class SubscriptionService:
         self._connections: dict[tuple[Venue, Hashable], list[Connection]] = {}
         self._idle_grace = idle_grace
         self._closing: set[asyncio.Task[None]] = set()
+        self._rotations: dict[Connection, Connection] = {}  # old -> its replacement being synced
         self._labels = count(1)
         self._markets: dict[Venue, list[MarketInfo]] = {}
         self._last_resync: dict[StreamKey, float] = {}
@@ -168,7 +174,13 @@ class SubscriptionService:
         for connection in conns:
             if connection.can_carry(key):
                 return connection
-        connection = Connection(
+        connection = self._new_connection(adapter, group)
+        conns.append(connection)
+        connection.start()
+        return connection
+
+    def _new_connection(self, adapter: VenueAdapter, group: Hashable) -> Connection:
+        return Connection(
             adapter,
             f"{adapter.venue}#{next(self._labels)}",
             self,
@@ -177,9 +189,6 @@ class SubscriptionService:
             backoff=self._backoff(),
             healthy_after=self._healthy_after,
         )
-        conns.append(connection)
-        connection.start()
-        return connection
 
     def _release(self, handle: Subscription) -> None:
         key = handle.key
@@ -262,6 +271,8 @@ class SubscriptionService:
     def _notify(self, stream: Stream, message: MarketEvent | StreamStatus) -> None:
         """Call every listener; one that fails does not keep the message from the others. The
         first failure is raised afterwards, for the connection to count against the frame."""
+        if self._streams.get(stream.key) is not stream:
+            return  # a rotation's shadow: nobody watches it
         failure: Exception | None = None
         for handle in list(self._handles.get(stream.key, ())):
             if handle.listener is not None:
@@ -289,12 +300,70 @@ class SubscriptionService:
         if stream.resync_started_at is None:
             stream.resync_started_at = time.monotonic()
         self.set_stream_state(stream, StreamState.RESYNCING, reason)
-        now = time.monotonic()
         # Ask REST at most every 2 s: a venue that keeps sending bad books must not be hammered.
-        if now - self._last_resync.get(stream.key, 0.0) >= 2.0:
-            self._last_resync[stream.key] = now
-            if (connection := self._carrier.get(stream.key)) is not None:
-                connection.refresh(stream)
+        now = time.monotonic()
+        due = max(now, self._last_resync.get(stream.key, -math.inf) + RESYNC_SPACING)
+        self._last_resync[stream.key] = due
+        if (connection := self._holder(stream)) is not None:
+            connection.refresh(stream, delay=due - now)
+
+    def _holder(self, stream: Stream) -> Connection | None:
+        """The connection feeding this very stream object (a rotation's shadow has its own)."""
+        if (connection := self._carrier.get(stream.key)) is not None and connection.streams.get(stream.key) is stream:
+            return connection
+        return next((new for new in self._rotations.values() if new.streams.get(stream.key) is stream), None)
+
+    # --- planned rotation: make before break --------------------------------------------------
+
+    def rotate(self, old: Connection) -> None:
+        """Replace ``old`` before the venue ends it (its lifetime): see :meth:`_rotate`."""
+        if old not in self._rotations:
+            self._rotations[old] = new = self._new_connection(old.adapter, old.group)
+            task = asyncio.get_running_loop().create_task(self._rotate(old, new))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _rotate(self, old: Connection, new: Connection) -> None:
+        """Open ``new`` with shadow copies of ``old``'s streams; once every shadow is live, swap
+        their state into the streams the widgets hold, hand the streams to ``new`` and close
+        ``old`` quietly. The screen never shows a gap; if ``new`` cannot sync in time, ``old``
+        simply lives out its lifetime and reconnects as after any drop."""
+        shadows = {key: Stream(key, old.adapter.state_for(key)) for key in old.streams}
+        try:
+            for shadow in shadows.values():
+                new.add(shadow)
+            new.start()
+            deadline = time.monotonic() + ROTATION_TIMEOUT
+            while not all(s.state is StreamState.LIVE for s in shadows.values() if s.key in old.streams):
+                if time.monotonic() > deadline or old.state is ConnectionState.CLOSED:
+                    raise TimeoutError
+                await asyncio.sleep(0.05)
+        except TimeoutError:
+            log.warning("%s: replacement did not sync in %.0fs; keeping it until the venue drops it", old.label, ROTATION_TIMEOUT)
+            await new.close()
+            return
+        finally:
+            del self._rotations[old]
+        for key in list(new.streams):
+            if (stream := old.streams.get(key)) is None:
+                new.remove(key)  # released during the rotation
+                continue
+            shadow = shadows[key]
+            shadow.data.generation = max(shadow.data.generation, stream.data.generation + 1)  # repaint
+            stream.data, stream.last_data_at, stream.confirmed, stream.fresh = (
+                shadow.data, shadow.last_data_at, True, True
+            )
+            new.adopt(stream)
+            self._carrier[key] = new
+            self.settle(stream)
+        for key, stream in old.streams.items():
+            if key not in shadows:  # subscribed during the rotation
+                new.add(stream)
+                self._carrier[key] = new
+        conns = self._connections[(old.adapter.venue, old.group)]
+        conns[conns.index(old)] = new
+        old.streams.clear()
+        await old.close()
 
 
 def _older_than_held(stream: Stream, event: BookSnapshot) -> bool:

@@ -47,6 +47,7 @@ log = logging.getLogger("perpterm.supervisor")
 
 RATE_WINDOW = 5.0  # seconds over which the message rate is averaged
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # full-depth snapshots can be large; bounded all the same
+ROTATE_AT = 0.9  # share of a venue's connection lifetime after which the socket is replaced
 
 
 class Backoff:
@@ -85,6 +86,8 @@ class StreamSink(Protocol):
     def set_stream_state(self, stream: Stream, state: StreamState, reason: str = "") -> None: ...
 
     def connection_changed(self, connection: Connection) -> None: ...
+
+    def rotate(self, connection: Connection) -> None: ...
 
 
 class Connection:
@@ -141,6 +144,7 @@ class Connection:
         self._wake = asyncio.Event()
         self._skip_backoff = False
         self._closing = False
+        self._lifetime: float | None = None  # the current socket's, from its dial
 
     # --- streams ------------------------------------------------------------------------------
 
@@ -189,15 +193,24 @@ class Connection:
             self._requests[request_id] = keys
         self._send_all(self.adapter.subscribe_messages(keys, request_id, initial=initial))
 
-    def refresh(self, stream: Stream) -> None:
-        """Fetch the stream's REST snapshot (if the venue has one) unless one is under way."""
+    def refresh(self, stream: Stream, delay: float = 0.0) -> None:
+        """Fetch the stream's REST snapshot (if the venue has one), after ``delay`` seconds,
+        unless one is under way."""
         task = self._stream_tasks.get(stream.key)
         if task is None or task.done():
-            self._stream_tasks[stream.key] = asyncio.create_task(self._fetch_snapshot(stream))
+            self._stream_tasks[stream.key] = asyncio.create_task(self._fetch_snapshot(stream, delay))
 
-    async def _fetch_snapshot(self, stream: Stream) -> None:
+    def adopt(self, stream: Stream) -> None:
+        """Carry ``stream`` in place of the same key's stream here (a rotation's shadow), without
+        subscribing again: the venue already sends it on this socket."""
+        self.streams[stream.key] = stream
+        self._routes[self.adapter.route(stream.key)] = stream
+
+    async def _fetch_snapshot(self, stream: Stream, delay: float = 0.0) -> None:
         """Fetch until it succeeds or the stream is released; a failure is shown on the stream
         (when it has nothing current to show) and retried with backoff."""
+        if delay > 0:
+            await asyncio.sleep(delay)
         backoff = Backoff(self.backoff.initial, self.backoff.maximum)
         while self.streams.get(stream.key) is stream:
             try:
@@ -277,6 +290,7 @@ class Connection:
         self._session_data_since = None
         try:
             dial = await self.adapter.dial(self.group)
+            self._lifetime = dial.max_lifetime
             async with connect(
                 dial.url,
                 additional_headers=dial.headers or None,
@@ -477,7 +491,8 @@ class Connection:
         now = self._clock()
         self._last_inbound = now
         self._probe_sent_at = None
-        last_ping = now
+        last_ping = opened = now
+        rotating = False
         while True:
             await asyncio.sleep(tick)
             now = self._clock()
@@ -494,6 +509,9 @@ class Connection:
                 self._probe_sent_at = now
                 await self._probe(ws)
             self._check_stream_ages(now)
+            if self._lifetime is not None and now - opened >= self._lifetime * ROTATE_AT and not rotating:
+                rotating = True  # once per socket
+                self._sink.rotate(self)
             if not self._check_unanswered(now):
                 ws.transport.abort()
                 return

@@ -11,7 +11,7 @@ import pytest
 from app.model import Channel, ConnectionState, StreamState, Venue
 from app.rest import RestClient
 from app.supervisor import Backoff
-from app.venues.base import DecodeError, Liveness
+from app.venues.base import DecodeError, Dial, Liveness
 from app.venues.hyperliquid import HyperliquidAdapter
 from tests.conftest import endpoint_of, eventually
 
@@ -232,3 +232,39 @@ def test_field_readers_keep_the_venue_string():
     with pytest.raises(DecodeError):
         fields.name("")
 
+
+
+class ShortLivedAdapter(HyperliquidAdapter):
+    """As if the venue ended every connection after 1.5 s (Aster's 24 h, shortened)."""
+
+    async def dial(self, group):
+        dial = await super().dial(group)
+        return Dial(dial.url, max_lifetime=1.5)
+
+
+async def test_lifetime_rotation_is_make_before_break(make_service, emulator):
+    service = make_service(adapter_of(ShortLivedAdapter, emulator))
+    book = service.subscribe(HL, Channel.BOOK, "BTC")
+    trades = service.subscribe(HL, Channel.TRADES, "BTC")
+    await eventually(lambda: live(book.stream) and live(trades.stream))
+    (first,) = service.connections(HL)
+    states: set[StreamState] = set()
+    generations: list[int] = []
+    while emulator.stats.connections_accepted < 2 or service.connections(HL)[0] is first:
+        states.add(book.stream.state)
+        states.add(trades.stream.state)
+        generations.append(book.stream.data.generation)
+        await asyncio.sleep(0.01)
+        assert len(generations) < 500, "no rotation within 5 s"
+    (second,) = service.connections(HL)
+    assert second is not first and first.state is ConnectionState.CLOSED
+    assert states == {StreamState.LIVE}  # never a gap on screen
+    assert second.reconnects == 0 and first.reconnects == 0
+    emulator.autostep = False
+    await emulator.advance(500)
+    await eventually(lambda: book.stream.data.book.levels() == book_levels(emulator, "BTC"), what="fed by the new socket")
+    await eventually(lambda: len(upstream_keys(emulator)) == 2, what="old socket's subscriptions gone")
+
+
+def upstream_keys(emulator) -> list[str]:
+    return [key for key, topic in emulator._topics.items() if topic.connections]
