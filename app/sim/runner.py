@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self, TypeVar, get_args
 
 
+from app.sim.aster import AsterEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
 
@@ -35,9 +36,10 @@ __all__ = ["VENUE_EMULATORS", "EmulatorThread", "Fault", "FaultInjector", "main"
 
 T = TypeVar("T")
 
-#: Emulator class per venue id (ids to come: aster, polymarket, perps-studio, hypercall, perpex, rails).
+#: Emulator class per venue id (ids to come: polymarket, perps-studio, hypercall, perpex, rails).
 VENUE_EMULATORS: dict[str, type[EmulatorServer]] = {
     "hyperliquid": HyperliquidEmulator,
+    "aster": AsterEmulator,
 }
 
 
@@ -268,9 +270,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _describe(server: EmulatorServer, as_json: bool) -> str:
     if as_json:
-        described = {"venue": server.venue, "http": server.http_url, "ws": server.ws_url, **server.demo_credentials()}
+        described = {"venue": server.venue, "http": server.http_url, "ws": server.ws_url, **server.extra_urls(), **server.demo_credentials()}
         return json.dumps(described)
-    return f"{server.venue:<12} {server.http_url}  {server.ws_url}"
+    return "  ".join((f"{server.venue:<12} {server.http_url}", server.ws_url, *server.extra_urls().values()))
 
 
 async def _serve(args: argparse.Namespace, venues: list[str], ports: dict[str, int]) -> int:

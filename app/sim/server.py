@@ -134,6 +134,12 @@ class WsConnection:
         server.stats.frames_sent += 1
         return True
 
+    async def ping(self, payload: bytes = b"") -> None:
+        """Send a ping control frame (venues whose server pings, e.g. Aster every few minutes)."""
+        if not self.closed and not self.server.stalled:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.ping(payload)
+
     async def pong(self, payload: bytes) -> None:
         if not self.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
