@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -34,12 +35,19 @@ from app.model import Channel, ConnectionHealth, MarketInfo, StreamState, Venue
 from app.rest import RestError
 from app.service import Subscription, SubscriptionService
 from app.sim.runner import Fault
-from app.state import Stream, TickerData
+from app.state import BookData, Stream, TickerData
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness
 from themes import register_themes
 from widgets import CandleChart, OrderBookView, StatusBar, TradeTapeView
 from widgets._text import inert
+
+
+SWITCH_WAIT = 1.5  # seconds the old market stays on screen while the new one has no data yet
+SWITCH_POLL = 0.05
+
+# The market a venue opens on when nothing chose one (Polymarket: the first of its list).
+DEFAULT_MARKETS: dict[Venue, str] = {Venue.HYPERLIQUID: "BTC", Venue.ASTER: "BTCUSDT"}
 
 
 @dataclass(slots=True)
@@ -54,9 +62,10 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
-    def __init__(self, bindings: list[Binding]) -> None:
+    def __init__(self, bindings: list[Binding], venues: list[Venue]) -> None:
         super().__init__()
-        self._listed = bindings
+        self._listed = [binding for binding in bindings if not binding.action.startswith("jump_venue")]
+        self._venues = venues
 
     def compose(self) -> ComposeResult:
         text = Text("perpterm keys\n\n", style="bold")
@@ -64,6 +73,9 @@ class HelpScreen(ModalScreen[None]):
             keys = ", ".join(_key_label(key) for key in binding.key.split(","))
             text.append(f"  {keys:<14}", style="bold")
             text.append(f"{binding.description}\n")
+        if len(self._venues) > 1:
+            text.append(f"  {'1-' + str(len(self._venues)):<14}", style="bold")
+            text.append("Venue: " + ", ".join(f"{i} {v}" for i, v in enumerate(self._venues, 1)) + "\n")
         text.append("\n  Esc or ? closes this help.", style="dim")
         yield Static(text, id="help-body")
 
@@ -76,6 +88,7 @@ def _key_label(key: str) -> str:
         "comma": ",",
         "slash": "/",
         "question_mark": "?",
+        "V": "V (shift+v)",
     }
     return names.get(key, key)
 
@@ -87,7 +100,10 @@ class PerptermApp(App[None]):
     BINDINGS = [
         Binding("n,right_square_bracket", "next_market", "Next market"),
         Binding("p,left_square_bracket", "previous_market", "Previous market"),
-        Binding("slash,m", "pick_market", "Find market"),
+        Binding("v", "next_venue", "Next venue"),
+        Binding("V", "previous_venue", "Previous venue"),
+        *(Binding(str(n), f"jump_venue({n - 1})", f"Venue {n}", show=False) for n in range(1, 8)),
+        Binding("slash,m", "pick_market", "Find market (every venue)"),
         Binding("full_stop", "next_interval", "Longer candles"),
         Binding("comma", "previous_interval", "Shorter candles"),
         Binding("r", "retry", "Reconnect now"),
@@ -111,10 +127,17 @@ class PerptermApp(App[None]):
         self.demo = demo
         self._liveness = liveness
         self._faults = faults
-        self.selection = Selection(settings.venue, settings.market, settings.interval)
-        self.markets: list[MarketInfo] = []
+        self.venues = [venue for venue in Venue if venue in endpoints]
+        venue = settings.venue if settings.venue in endpoints else (self.venues or [settings.venue])[0]
+        market = settings.market if venue is settings.venue else DEFAULT_MARKETS.get(venue, "")
+        self.selection = Selection(venue, market, settings.interval)
+        self.markets: dict[Venue, list[MarketInfo]] = {}
         self.service: SubscriptionService | None = None
-        self._handles: dict[Channel, Subscription] = {}
+        self._handles: dict[Channel, Subscription] = {}  # what the widgets show
+        self._incoming: dict[Channel, Subscription] = {}  # the new selection, until it has data
+        self._incoming_since = 0.0
+        self._outcomes: list[tuple[MarketInfo, Subscription]] = []  # a prediction's other tokens
+        self._chosen: dict[Venue, str] = {venue: market}  # last market shown per venue
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
@@ -148,7 +171,9 @@ class PerptermApp(App[None]):
             liveness=self._liveness,
         )
         self._bind_selection()
-        self._load_markets()
+        for venue in self.venues:
+            self._load_markets(venue)
+        self.set_interval(SWITCH_POLL, self._complete_switch)
         self.set_interval(0.5, self._update_header)
         # Textual allocates many short-lived objects; gen-2 collections set the latency tail.
         gc.collect()
@@ -161,61 +186,121 @@ class PerptermApp(App[None]):
     # --- selection ----------------------------------------------------------------------------
 
     def _bind_selection(self) -> None:
-        """Subscribe the selected market's streams, rebind widgets, then release the old ones."""
+        """Subscribe the selection's streams. Widgets keep showing what they show until the new
+        streams have something to show (or :data:`SWITCH_WAIT` passed): the screen never blanks."""
         assert self.service is not None
         sel = self.selection
+        if not sel.market:
+            return  # the venue's market list will choose one
+        adapter = self.service.adapters.get(sel.venue)
+        offered = adapter.channels if adapter is not None else frozenset()
         wanted = {
-            Channel.BOOK: (sel.market, None),
-            Channel.TRADES: (sel.market, None),
-            Channel.CANDLES: (sel.market, {"interval": sel.interval}),
-            Channel.TICKER: (sel.market, None),
+            Channel.BOOK: None,
+            Channel.TRADES: None,
+            Channel.CANDLES: {"interval": sel.interval},
+            Channel.TICKER: None,
         }
-        old = self._handles
-        self._handles = {}
-        for channel, (market, params) in wanted.items():
+        for handle in self._incoming.values():
+            handle.close()  # a selection that never got shown
+        self._incoming = {}
+        for channel, params in wanted.items():
+            if channel not in offered:
+                continue
             try:
-                self._handles[channel] = self.service.subscribe(sel.venue, channel, market, params)
+                self._incoming[channel] = self.service.subscribe(sel.venue, channel, sel.market, params)
             except (KeyError, ValueError) as exc:
                 self.tell(str(exc), "error")
+        self._incoming_since = time.monotonic()
+        for channel in [c for c in self._handles if c not in self._incoming]:
+            self._handles.pop(channel).close()  # the new venue has no such channel
+        self._bind_outcomes()
+        self._complete_switch()
         self._bind_widgets()
-        for handle in old.values():
-            handle.close()
         self._update_header()
 
+    def _complete_switch(self) -> None:
+        """Show each incoming stream once it has data, a state worth showing, or waited enough."""
+        if not self._incoming:
+            return
+        waited = time.monotonic() - self._incoming_since >= SWITCH_WAIT
+        for channel, handle in list(self._incoming.items()):
+            if waited or handle.stream.state is not StreamState.PENDING or channel not in self._handles:
+                del self._incoming[channel]
+                old = self._handles.get(channel)
+                self._handles[channel] = handle
+                self._bind_widget(channel)
+                if old is not None:
+                    old.close()
+
     def _bind_widgets(self) -> None:
-        title = f"{self._display_name()} · {self.selection.venue}"
-        self.query_one(OrderBookView).bind(self._stream(Channel.BOOK), title=title)
-        self.query_one(TradeTapeView).bind(self._stream(Channel.TRADES), title=title)
-        self.query_one(CandleChart).bind(self._stream(Channel.CANDLES), title=title)
+        for channel in (Channel.BOOK, Channel.TRADES, Channel.CANDLES):
+            self._bind_widget(channel)
+
+    def _bind_widget(self, channel: Channel) -> None:
+        widget = {Channel.BOOK: OrderBookView, Channel.TRADES: TradeTapeView, Channel.CANDLES: CandleChart}.get(channel)
+        if widget is None:
+            return
+        handle = self._handles.get(channel)
+        venue = handle.key.venue if handle is not None else self.selection.venue
+        market = handle.key.market if handle is not None else self.selection.market
+        title = f"{self._display_name(venue, market)} · {venue}"
+        absent = f"{venue} has no {channel.value}" if handle is None and self.selection.market else "no market"
+        self.query_one(widget).bind(None if handle is None else handle.stream, title=title, absent=absent)
+
+    def _bind_outcomes(self) -> None:
+        """For a prediction market, follow the books of its other outcomes for the header."""
+        assert self.service is not None
+        old, self._outcomes = self._outcomes, []
+        info = self._info(self.selection.venue, self.selection.market)
+        if info is not None and info.event is not None:
+            for other in self.markets.get(info.venue, ()):
+                if other.event == info.event and other.market != info.market:
+                    handle = self.service.subscribe(other.venue, Channel.BOOK, other.market)
+                    self._outcomes.append((other, handle))
+        for _, handle in old:
+            handle.close()
 
     def _stream(self, channel: Channel) -> Stream | None:
         handle = self._handles.get(channel)
         return None if handle is None else handle.stream
 
-    def select(self, market: str | None = None, interval: str | None = None) -> None:
+    def select(self, market: str | None = None, interval: str | None = None, venue: Venue | None = None) -> None:
+        if venue is not None:
+            self.selection.venue = venue
+            self.selection.market = self._chosen.get(venue) or DEFAULT_MARKETS.get(venue) or self._first_market(venue)
         if market is not None:
             self.selection.market = market
         if interval is not None:
             self.selection.interval = interval
+        self._chosen[self.selection.venue] = self.selection.market
         self._bind_selection()
 
-    @work(exclusive=True, group="markets")
-    async def _load_markets(self) -> None:
+    def _first_market(self, venue: Venue) -> str:
+        markets = self.markets.get(venue)
+        return markets[0].market if markets else ""
+
+    @work(group="markets")
+    async def _load_markets(self, venue: Venue) -> None:
         assert self.service is not None
         try:
-            markets = await self.service.markets(self.selection.venue)
+            markets = await self.service.markets(venue)
         except (RestError, KeyError, TypeError, ValueError) as exc:
-            self.tell(f"market list unavailable: {exc}", "warning")
+            self.tell(f"{venue} market list unavailable: {exc}", "warning")
             return
-        self.markets = markets
-        self._bind_widgets()  # titles now use the venue's display names
+        self.markets[venue] = markets
+        if venue is self.selection.venue:
+            if not self.selection.market and markets:
+                self.select(market=markets[0].market)
+            else:
+                self._bind_outcomes()
+                self._bind_widgets()  # titles now use the venue's display names
 
     def tell(self, text: str, severity: SeverityLevel = "information") -> None:
         """Notify with text that may come from a venue: inert, and not parsed as markup."""
         self.notify(inert(text), severity=severity, markup=False)
 
     def _market_names(self) -> list[str]:
-        names = [m.market for m in self.markets]
+        names = [m.market for m in self.markets.get(self.selection.venue, ())]
         return names or [self.selection.market]
 
     def _step_market(self, step: int) -> None:
@@ -230,6 +315,21 @@ class PerptermApp(App[None]):
     def action_previous_market(self) -> None:
         self._step_market(-1)
 
+    def _step_venue(self, step: int) -> None:
+        if self.selection.venue in self.venues:
+            index = self.venues.index(self.selection.venue)
+            self.select(venue=self.venues[(index + step) % len(self.venues)])
+
+    def action_next_venue(self) -> None:
+        self._step_venue(1)
+
+    def action_previous_venue(self) -> None:
+        self._step_venue(-1)
+
+    def action_jump_venue(self, index: int) -> None:
+        if index < len(self.venues) and self.venues[index] is not self.selection.venue:
+            self.select(venue=self.venues[index])
+
     def _step_interval(self, step: int) -> None:
         index = INTERVALS.index(self.selection.interval) if self.selection.interval in INTERVALS else 0
         self.select(interval=INTERVALS[(index + step) % len(INTERVALS)])
@@ -241,14 +341,23 @@ class PerptermApp(App[None]):
         self._step_interval(-1)
 
     def market_commands(self) -> list[PlainCommand]:
-        """The market picker's entries: every market of the venue (the selected one until loaded)."""
-        markets = self.markets or [
+        """The market picker's entries: every market of every venue (the selected one until the
+        lists are loaded)."""
+        markets = [m for venue in self.venues for m in self.markets.get(venue, ())] or [
             MarketInfo(self.selection.venue, self.selection.market, self.selection.market, "perp")
         ]
         return [
-            PlainCommand(f"{m.display}  {m.venue}", partial(self.select, market=m.market), f"{m.kind} {m.market}")
+            PlainCommand(
+                f"{m.display}  {m.venue}",
+                partial(self._pick, m.venue, m.market),
+                f"{m.kind} {m.market}",
+            )
             for m in markets
         ]
+
+    def _pick(self, venue: Venue, market: str) -> None:
+        self.selection.venue = venue
+        self.select(market=market)
 
     def action_pick_market(self) -> None:
         self.push_screen(CommandPalette(providers=[MarketPicker], placeholder="Find a market…"))
@@ -273,15 +382,18 @@ class PerptermApp(App[None]):
             self.service.retry()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(list(self.BINDINGS)))
+        self.push_screen(HelpScreen(list(self.BINDINGS), self.venues))
 
     # --- header -------------------------------------------------------------------------------
 
-    def _display_name(self) -> str:
-        for market in self.markets:
-            if market.market == self.selection.market:
-                return market.display
-        return self.selection.market
+    def _info(self, venue: Venue, market: str) -> MarketInfo | None:
+        return next((m for m in self.markets.get(venue, ()) if m.market == market), None)
+
+    def _display_name(self, venue: Venue | None = None, market: str | None = None) -> str:
+        venue = venue or self.selection.venue
+        market = self.selection.market if market is None else market
+        info = self._info(venue, market)
+        return info.display if info is not None else market
 
     def _update_header(self) -> None:
         header = Text()
@@ -291,6 +403,7 @@ class PerptermApp(App[None]):
         header.append(f"  {self.selection.venue}  ", style="dim")
         header.append(inert(self._display_name()), style="bold")
         header.append(f"  {self.selection.interval}", style="dim")
+        self._append_outcomes(header)
         ticker_stream = self._stream(Channel.TICKER)
         if ticker_stream is not None and isinstance(ticker_stream.data, TickerData):
             ticker = ticker_stream.data.ticker
@@ -299,14 +412,30 @@ class PerptermApp(App[None]):
                 style = "" if live else "dim"
                 if ticker.mark:
                     header.append(f"   mark {inert(ticker.mark)}", style=style)
+                elif ticker.last:
+                    header.append(f"   last {inert(ticker.last)}", style=style)
                 if ticker.index:
                     header.append(f"  index {inert(ticker.index)}", style=style)
                 if ticker.funding_rate:
                     header.append(f"  funding {inert(ticker.funding_rate)}/h", style=style)
-                change = _change_24h(ticker.mark, ticker.prev_day_price)
+                change = _change_24h(ticker.mark or ticker.last, ticker.prev_day_price)
                 if change is not None:
                     header.append(f"  24h {change:+.2f}%", style="green" if change >= 0 else "red")
         self.query_one("#header", Static).update(header)
+
+    def _append_outcomes(self, header: Text) -> None:
+        """A prediction market as its outcomes: each outcome's price (the mid of its book) read
+        as a probability."""
+        info = self._info(self.selection.venue, self.selection.market)
+        if info is None or info.event is None:
+            return
+        shown = [(info, self._stream(Channel.BOOK))] + [(other, h.stream) for other, h in self._outcomes]
+        for outcome, stream in shown:
+            mid = stream.data.book.mid if stream is not None and isinstance(stream.data, BookData) else None
+            live = stream is not None and stream.state is StreamState.LIVE
+            price = "—" if mid is None else f"{mid * 100:.1f}%"
+            header.append(f"   {inert(outcome.outcome or outcome.market)} ", style="bold" if outcome is info else "")
+            header.append(price, style="" if live else "dim")
 
 
 def _change_24h(mark: str | None, previous: str | None) -> float | None:

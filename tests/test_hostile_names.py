@@ -65,8 +65,8 @@ def titled(app: PerptermApp, shown: str) -> bool:
 async def test_picker_header_titles_and_status_show_hostile_names_literally(hostile) -> None:
     app = make_app(hostile)
     async with app.run_test(size=(140, 40)) as pilot:
-        await eventually(lambda: len(app.markets) == 6 + len(HOSTILE_DISPLAYS), what="market list loaded")
-        assert [m.display for m in app.markets[4:-3]] == HOSTILE_DISPLAYS[:-1]
+        await eventually(lambda: len(app.markets.get(Venue.HYPERLIQUID, ())) == 6 + len(HOSTILE_DISPLAYS), what="market list loaded")
+        assert [m.display for m in app.markets[Venue.HYPERLIQUID][4:-3]] == HOSTILE_DISPLAYS[:-1]
 
         await pilot.press("slash")
         await pilot.press(*"click")
@@ -90,7 +90,7 @@ async def test_picker_header_titles_and_status_show_hostile_names_literally(host
         assert app.is_running and app.return_code is None
 
         # Every hostile market, perps and the spot pair, in the header and the widget titles.
-        markets = {m.display: m.market for m in app.markets}
+        markets = {m.display: m.market for m in app.markets[Venue.HYPERLIQUID]}
         for display in HOSTILE_DISPLAYS:
             app.select(market=markets[display])
             shown = inert(display)
@@ -109,7 +109,7 @@ async def test_hostile_http_error_body_shows_literally_in_the_notification(emula
         await pilot.pause(0.2)
         (toast,) = app.screen.query(Toast)
         shown = toast.render().plain
-        assert shown.startswith(f"market list unavailable: POST /info: HTTP 500: {BODY_MARKUP}")
+        assert shown.startswith(f"hyperliquid market list unavailable: POST /info: HTTP 500: {BODY_MARKUP}")
         assert shown.endswith("RTL</b>") and inert(shown) == shown  # the escape shown harmless, if at all
         drawn = "".join(screen_lines(app))
         assert "[link=https://evil.example]x[/link]" in drawn and "[bold red]PWN" in drawn

@@ -213,15 +213,17 @@ class StreamView(PollingLineWidget):
         self.body_builds = 0
         """How many times the body was rebuilt: what the "no work without change" tests count."""
         self._title = title
+        self._absent = "no market"
         self._shown = self._observe()
         self._shown_at = -math.inf
         self._header: tuple[object, Strip] | None = None
         self._body: tuple[object, list[Strip]] | None = None
 
-    def bind(self, stream: Stream | None, *, title: str | None = None) -> None:
-        """Show ``stream`` (``None`` shows "no market"); ``title`` replaces "MARKET · venue"."""
+    def bind(self, stream: Stream | None, *, title: str | None = None, absent: str = "no market") -> None:
+        """Show ``stream`` (``None`` shows ``absent``); ``title`` replaces "MARKET · venue"."""
         self.stream = stream
         self._title = title
+        self._absent = absent
         self.poll()
 
     def poll(self) -> None:
@@ -271,7 +273,7 @@ class StreamView(PollingLineWidget):
     def _observe(self) -> _Shown:
         stream = self.stream
         if stream is None:
-            return _Shown(None, 0, None, "", inert(self._title or ""), None)
+            return _Shown(None, 0, None, self._absent, inert(self._title or ""), None)
         title = self._title or f"{stream.key.market} · {stream.key.venue}"
         detail = self.title_detail(stream)
         return _Shown(
@@ -316,7 +318,7 @@ class StreamView(PollingLineWidget):
     def _build_body(self, shown: _Shown, width: int, height: int) -> list[Strip]:
         stream = shown.stream
         if stream is None:
-            return self.notice("no market", width)
+            return self.notice(shown.reason, width)
         if shown.state is StreamState.PENDING:
             return self.notice(inert(shown.reason) or "waiting for data", width)
         if shown.state is StreamState.ERROR:
