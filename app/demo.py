@@ -84,7 +84,8 @@ class EmulatorProcess:
         for line in self._process.stdout:
             try:
                 info = orjson.loads(line)
-                self.endpoints[Venue(info["venue"])] = Endpoint(info["ws"], info["http"])
+                extra = tuple((k, v) for k, v in info.items() if k.endswith(("_ws", "_http")) and isinstance(v, str))
+                self.endpoints[Venue(info["venue"])] = Endpoint(info["ws"], info["http"], extra)
             except (orjson.JSONDecodeError, KeyError, ValueError):
                 continue
             if len(self.endpoints) == len(self.venues):

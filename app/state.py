@@ -111,6 +111,8 @@ class BookData(StreamData):
                 return
             if self._awaiting_straddle and self._covered(event, self.book.sequence or 0):
                 return  # the stream lags the REST snapshot: this update is already in it
+            if self._chained and self._last_id is not None and _sequence(event.last_sequence) <= self._last_id:
+                return  # sent twice, or late: every change in it is already applied
             self._apply_delta(event)
         else:
             return
@@ -155,14 +157,24 @@ class BookData(StreamData):
     def _check_chain(self, delta: BookDelta, snapshot_id: int | None) -> None:
         first, last = _sequence(delta.first_sequence), _sequence(delta.last_sequence)
         if self._last_id is None:  # the first delta after the snapshot must straddle it
-            target = snapshot_id if self.sync is BookSync.CHAIN_PREVIOUS else (snapshot_id or 0) + 1
-            if snapshot_id is None or not first <= target <= last:
+            if snapshot_id is None or not self._straddles(delta, first, last, snapshot_id):
                 self._gap(f"first update {first}-{last} does not straddle snapshot {snapshot_id}")
         elif self.sync is BookSync.CHAIN_PREVIOUS:
             if delta.previous_sequence != self._last_id:
                 self._gap(f"update {first}-{last} follows {delta.previous_sequence}, not {self._last_id}")
         elif first != self._last_id + 1:
             self._gap(f"update {first}-{last} does not follow {self._last_id}")
+
+    def _straddles(self, delta: BookDelta, first: int, last: int, snapshot_id: int) -> bool:
+        """Whether nothing lies between the snapshot and this first update. Spot ids are
+        consecutive per symbol: ``U <= L + 1 <= u``. Perp ids are shared by every symbol, so a
+        quiet book's next update can start well after ``L``; the documented ``U <= L <= u`` is
+        then never met, but ``pu <= L <= u`` (the previous update is in the snapshot, this one
+        goes past it) proves the same and holds in both cases."""
+        if self.sync is BookSync.CHAIN_NEXT:
+            return first <= snapshot_id + 1 <= last
+        previous = delta.previous_sequence
+        return last >= snapshot_id and (first <= snapshot_id or (previous is not None and previous <= snapshot_id))
 
     def _gap(self, reason: str) -> None:
         self.gaps += 1

@@ -98,3 +98,20 @@ def test_updates_arriving_after_a_newer_snapshot_are_dropped_until_one_straddles
     assert data.book.levels()[0] == [("100", "1")]
     data.apply(delta(96, 101, 95, bids=[("100", "2")]))
     assert data.book.levels()[0] == [("100", "2")]
+
+
+def test_perp_first_update_may_start_after_the_snapshot_when_pu_is_in_it() -> None:
+    """Perp ids are shared by every symbol: a quiet book's next update starts well after L."""
+    data = BookData(BookSync.CHAIN_PREVIOUS)
+    data.apply(snapshot(100))
+    data.apply(delta(150, 152, 100, bids=[("100", "3")]))  # pu == L: nothing missing
+    assert data.book.levels()[0] == [("100", "3")]
+    data.apply(delta(150, 152, 100))  # the same update again: dropped, not a gap
+    assert data.gaps == 0
+
+
+def test_perp_first_update_after_a_missing_one_is_a_gap() -> None:
+    data = BookData(BookSync.CHAIN_PREVIOUS)
+    data.apply(snapshot(100))
+    with pytest.raises(ResyncNeeded, match="straddle"):
+        data.apply(delta(150, 152, 120))  # pu 120 > L: the update 101-120 is in neither

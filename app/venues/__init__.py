@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from app.model import Venue
 from app.rest import RateLimiter, RestClient
-from app.venues import hyperliquid
+from app.venues import aster, hyperliquid, polymarket
 from app.venues.base import Endpoint, VenueAdapter
 
 ADAPTERS: dict[Venue, type[VenueAdapter]] = {
     Venue.HYPERLIQUID: hyperliquid.HyperliquidAdapter,
+    Venue.ASTER: aster.AsterAdapter,
+    Venue.POLYMARKET: polymarket.PolymarketAdapter,
 }
 
 # Named public endpoints per venue ("mainnet", "testnet", ...), for config and --endpoint.
 NETWORKS: dict[Venue, dict[str, Endpoint]] = {
     Venue.HYPERLIQUID: hyperliquid.NETWORKS,
+    Venue.ASTER: aster.NETWORKS,
+    Venue.POLYMARKET: polymarket.NETWORKS,
 }
 
 
