@@ -105,7 +105,7 @@ from app.sim.predictions import (
 )
 from app.sim.server import DEFAULT_SEED, BookFault, EmulatorServer, WsConnection
 
-__all__ = ["PolymarketEmulator"]
+__all__ = ["PolymarketEmulator", "summary_hash"]
 
 CLOSE_NORMAL = 1000
 CLOSE_POLICY_VIOLATION = 1008
@@ -130,6 +130,11 @@ def _size(units: int) -> str:
 def _last_trade(units: int | None) -> str:
     """``"0.920"``: the real captures print the book's last trade price with three decimals."""
     return "" if units is None else f"{units // PRICE_ONE}.{units % PRICE_ONE:03d}"
+
+
+def summary_hash(summary: dict[str, Any]) -> str:
+    """The venue's book hash: SHA-1 of the compact ``/book`` body with ``hash`` empty (key order kept)."""
+    return hashlib.sha1(orjson.dumps({**summary, "hash": ""})).hexdigest()
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -259,7 +264,7 @@ class PolymarketEmulator(EmulatorServer):
                 "neg_risk": False,
                 "last_trade_price": _last_trade(snapshot.last_trade),
             }
-            summary["hash"] = hashlib.sha1(orjson.dumps(summary)).hexdigest()
+            summary["hash"] = summary_hash(summary)
             snapshot.cache["summary"] = summary
         return summary  # type: ignore[return-value]
 
