@@ -30,16 +30,18 @@ from typing import Any, Literal, Self, TypeVar, get_args
 
 from app.sim.aster import AsterEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
+from app.sim.polymarket import PolymarketEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
 
 __all__ = ["VENUE_EMULATORS", "EmulatorThread", "Fault", "FaultInjector", "main", "start_emulators"]
 
 T = TypeVar("T")
 
-#: Emulator class per venue id (ids to come: polymarket, perps-studio, hypercall, perpex, rails).
+#: Emulator class per venue id (ids to come: perps-studio, hypercall, perpex, rails).
 VENUE_EMULATORS: dict[str, type[EmulatorServer]] = {
     "hyperliquid": HyperliquidEmulator,
     "aster": AsterEmulator,
+    "polymarket": PolymarketEmulator,
 }
 
 
