@@ -62,8 +62,9 @@ Design decisions ([D]; the venue is silent or the sources disagree):
   ``pu`` in both examples and ccxt reads spot partial depth from ``b``/``a``. With consecutive spot
   ids ``pu == U - 1``, so clients following either the spot rule or the futures rule stay in sync.
   Spot REST ``depth`` has ``E``/``T`` too (spot doc example).
-* Spot ``trades`` rows carry ``baseQty = qty / price`` (the arithmetic of the spot doc's examples)
-  instead of futures' ``quoteQty``. Kline ``V``/``Q`` (taker-buy volume) are exact for live trades;
+* Spot REST ``trades`` rows follow the spot doc's examples literally: ``qty`` is the quote amount and
+  ``baseQty`` the base amount (``baseQty == qty / price`` in both examples), 8 decimals; futures rows
+  have the base ``qty`` and ``quoteQty``. (ccxt reads ``qty`` as the amount either way.) Kline ``V``/``Q`` (taker-buy volume) are exact for live trades;
   for generated history (which has no aggressor side) half of the volume is counted as taker buys.
 * Every engine fill is its own aggregate trade (the engine fills each price level once per taker).
   Trade ids are consecutive per symbol and count the generated history too (``engine.trade_count``),
@@ -136,8 +137,9 @@ _DEFAULTS = {spec.symbol: spec for spec in DEFAULT_ASSETS}
 
 #: The Aster universe: the four perps on the same underlyings, prices and activity as the other
 #: venues' emulators (Aster's tick and step sizes), and two spot pairs, one on its own underlying.
-#: The perps come first and in the default order, so a seed gives them the same starting prices and
-#: the same generated history as on the other venues (see the report in ``tests/test_sim_aster.py``).
+#: The perps come first and in the default order, so with one seed they start at the same prices with
+#: the same generated history as on Hyperliquid's emulator; from the first step on the paths differ,
+#: because the engine draws every market's randomness from one shared generator.
 ASTER_ASSETS: tuple[AssetSpec, ...] = (
     replace(_DEFAULTS["BTC"], quote="USDT", px_decimals=1, sz_decimals=3),
     replace(_DEFAULTS["ETH"], quote="USDT", px_decimals=2, sz_decimals=3),
@@ -1157,11 +1159,12 @@ class AsterEmulator(EmulatorServer):
         rows = []
         for item in chosen:
             trade = item.trade
-            row: dict[str, Any] = {"id": item.trade_id, "price": listing.px(trade.px), "qty": listing.qty(trade.sz)}
-            if family.is_spot:
-                row["baseQty"] = _float(spec.sz(trade.sz) / spec.px(trade.px), 8)
+            notional = spec.px(trade.px) * spec.sz(trade.sz)
+            if family.is_spot:  # the spot doc's rows: qty in quote units, baseQty = qty / price
+                row: dict[str, Any] = {"id": item.trade_id, "price": listing.px(trade.px), "qty": _float(notional, 8), "baseQty": _float(spec.sz(trade.sz), 8)}
             else:
-                row["quoteQty"] = _float(spec.px(trade.px) * spec.sz(trade.sz), spec.px_decimals + spec.sz_decimals).rstrip("0").rstrip(".")
+                exact = _float(notional, spec.px_decimals + spec.sz_decimals).rstrip("0").rstrip(".")
+                row = {"id": item.trade_id, "price": listing.px(trade.px), "qty": listing.qty(trade.sz), "quoteQty": exact}
             row.update(time=trade.time, isBuyerMaker=trade.side == "sell")
             rows.append(row)
         return rows
