@@ -562,6 +562,19 @@ async def test_markets_pages_and_shape() -> None:
         assert (await rest(emu, "/markets?next_cursor=%%%"))[0] == 400
 
 
+async def test_autostep_streams_live_and_stays_consistent() -> None:
+    async with emulator(autostep=True) as emu, client(emu, emu.token_ids) as c:
+        start = emu.engine.now_ms
+        frames: list[Any] = []
+        while emu.engine.now_ms - start < 1_500:
+            frames += await c.sync()
+        emu.autostep = False  # freeze, then compare
+        await asyncio.sleep(0.1)
+        frames += await c.sync()
+        assert any(frame["event_type"] == "price_change" for frame in frames)
+        assert all(c.levels(token) == emu.book(token) for token in emu.token_ids)
+
+
 # --------------------------------------------------------------------------------------------------
 # Determinism
 # --------------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from aiohttp import web
@@ -186,7 +186,7 @@ class PolymarketEmulator(EmulatorServer):
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> PolymarketEmulator:
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         await super().start(host, port)
         if math.isfinite(self.client_idle_timeout):
             self.spawn(self._close_silent_connections())
@@ -242,7 +242,6 @@ class PolymarketEmulator(EmulatorServer):
         change = self.model.set_tick_size(market_or_token, ticks[tick_size])
         if change is not None:
             await self._publish_tick_size(change)
-            await self._publish_top(change.market, change.book)
 
     # ==============================================================================================
     # Formatting
@@ -359,7 +358,6 @@ class PolymarketEmulator(EmulatorServer):
                 pending_book = (event.market, event.book)
             elif isinstance(event, TickSizeChange):
                 await self._publish_tick_size(event)
-                await self._publish_top(event.market, event.book)
         if pending_book is not None:
             await self._publish_books(*pending_book)
         now = events.time
