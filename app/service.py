@@ -251,7 +251,9 @@ class SubscriptionService:
         its history); until then the stream says what it waits for."""
         if stream.confirmed and stream.state is StreamState.ERROR:
             self.set_stream_state(stream, StreamState.PENDING)  # accepted on a later try
-        if stream.state is StreamState.LIVE or not stream.confirmed or not stream.fresh:
+        if stream.state is StreamState.LIVE or not stream.confirmed:
+            return
+        if not stream.fresh and not stream.data.empty_is_current:
             return
         if not stream.data.complete:
             waiting = "syncing book" if stream.key.channel is Channel.BOOK else "loading history"

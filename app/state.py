@@ -39,6 +39,9 @@ class StreamData:
     """Base: a generation counter bumped on every change, and event dispatch."""
 
     channel: ClassVar[Channel]
+    # Whether nothing received yet is itself current (a quiet market's empty tape), so the venue's
+    # ack is enough to go live; otherwise the first data is awaited.
+    empty_is_current: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.generation = 0
@@ -198,6 +201,7 @@ class TradeTape(StreamData):
     """The most recent trades, newest last, with duplicates (backlog replays) dropped."""
 
     channel = Channel.TRADES
+    empty_is_current = True
 
     def __init__(self, maxlen: int = 500) -> None:
         super().__init__()

@@ -242,8 +242,7 @@ def _outcomes(market: dict[str, Any]) -> list[MarketInfo]:
         return []
     condition = fields.name(market["condition_id"], "condition_id")
     question = fields.name(market["question"], "question") if market.get("question") else condition
-    tick = market.get("minimum_tick_size")
-    decimals = len(fields.decimal_text(tick, "tick").rstrip("0").partition(".")[2]) if tick is not None else None
+    decimals = _tick_decimals(market.get("minimum_tick_size"))
     infos = []
     for token in (fields.obj(t, "token") for t in fields.array(market["tokens"], "tokens")):
         outcome = fields.name(token["outcome"], "outcome")
@@ -260,3 +259,13 @@ def _outcomes(market: dict[str, Any]) -> list[MarketInfo]:
             )
         )
     return infos
+
+
+def _tick_decimals(tick: Any) -> int | None:
+    """Price decimals from the market's tick, which ``/markets`` sends as a JSON number (0.01);
+    only for display, so a float is fine here. ``None`` when it is missing or makes no sense."""
+    if type(tick) is str:
+        tick = float(fields.decimal_text(tick, "minimum_tick_size"))
+    if type(tick) not in (int, float) or not 0 < tick < 1:
+        return None
+    return len(f"{tick:.10f}".rstrip("0").partition(".")[2])
