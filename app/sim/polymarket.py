@@ -239,9 +239,10 @@ class PolymarketEmulator(EmulatorServer):
         ticks = {"0.01": COARSE_TICK, "0.001": FINE_TICK}
         if tick_size not in ticks:
             raise ValueError(f"tick size must be one of {', '.join(ticks)}")
-        change = self.model.set_tick_size(market_or_token, ticks[tick_size])
-        if change is not None:
-            await self._publish_tick_size(change)
+        async with self._step_lock:  # between two steps, never inside one's publishing
+            change = self.model.set_tick_size(market_or_token, ticks[tick_size])
+            if change is not None:
+                await self._publish_tick_size(change)
 
     # ==============================================================================================
     # Formatting
