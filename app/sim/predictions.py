@@ -212,8 +212,7 @@ class BookSnapshot:
             asks = tuple((PRICE_ONE - px, sz) for px, sz in self.bids)
             last = None if self.last_trade is None else PRICE_ONE - self.last_trade
             mirrored = BookSnapshot(self.time, self.tick, bids, asks, last)
-            mirrored.cache["mirrored"] = self
-            self.cache["mirrored"] = mirrored
+            self.cache["mirrored"] = mirrored  # one way only: no reference cycle to collect
         return mirrored  # type: ignore[return-value]
 
 
@@ -237,7 +236,6 @@ class BinaryMarket:
         self.last_trade: int | None = None  # YES price units
         self.last_trade_side: Side | None = None  # YES taker side of the last trade
         self.updated_ms = start_ms
-        self.version = 0
         self._snapshot: BookSnapshot | None = None
 
     @property
@@ -263,7 +261,6 @@ class BinaryMarket:
 
     def touch(self, t: int) -> None:
         self.updated_ms = max(self.updated_ms, t)
-        self.version += 1
         self._snapshot = None
 
 
