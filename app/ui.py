@@ -402,7 +402,9 @@ class PerptermApp(App[None]):
             header.append(" DEMO ", style="bold black on yellow")
         header.append(f"  {self.selection.venue}  ", style="dim")
         header.append(inert(self._display_name()), style="bold")
-        header.append(f"  {self.selection.interval}", style="dim")
+        adapter = self.service.adapters.get(self.selection.venue) if self.service is not None else None
+        if adapter is not None and Channel.CANDLES in adapter.channels:
+            header.append(f"  {self.selection.interval}", style="dim")
         self._append_outcomes(header)
         ticker_stream = self._stream(Channel.TICKER)
         if ticker_stream is not None and isinstance(ticker_stream.data, TickerData):
@@ -416,8 +418,8 @@ class PerptermApp(App[None]):
                     header.append(f"   last {inert(ticker.last)}", style=style)
                 if ticker.index:
                     header.append(f"  index {inert(ticker.index)}", style=style)
-                if ticker.funding_rate:
-                    header.append(f"  funding {inert(ticker.funding_rate)}/h", style=style)
+                if ticker.funding_rate and adapter is not None:
+                    header.append(f"  funding {inert(ticker.funding_rate)}/{adapter.funding_period}", style=style)
                 change = _change_24h(ticker.mark or ticker.last, ticker.prev_day_price)
                 if change is not None:
                     header.append(f"  24h {change:+.2f}%", style="green" if change >= 0 else "red")

@@ -89,6 +89,7 @@ class AsterAdapter(VenueAdapter):
     max_subscriptions_per_connection = 100  # keys; a ticker key is two streams, the limit is 200
     max_messages_per_second = 4
     acks_by_id = True
+    funding_period = "8h"
     rest_weight_per_minute = 2400
     # The server's control-frame pings come every 5 minutes; we probe sooner to see a dead socket.
     liveness = Liveness(ping_interval=30.0, probe_after=5.0, pong_timeout=10.0)

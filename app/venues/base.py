@@ -139,6 +139,8 @@ class VenueAdapter(ABC):
     # alive) marks the stream stale. Event-driven channels (trades, candles) are absent: a quiet
     # market is not a stale one.
     stale_after: ClassVar[dict[Channel, float]] = {}
+    # How often funding is paid, as the header labels a funding rate (Hyperliquid hourly).
+    funding_period: ClassVar[str] = "1h"
     # REST request weight per minute the venue allows (None: no limit); requests queue behind it.
     rest_weight_per_minute: ClassVar[float | None] = None
     # Outbound messages per second the venue tolerates on one socket (None: no limit).
