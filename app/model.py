@@ -269,3 +269,5 @@ class ConnectionHealth:
     reconnects: int = 0
     decode_errors: int = 0
     streams: int = 0
+    resyncs: int = 0  # books (or other state) rebuilt from a snapshot, over the streams carried
+    gaps: int = 0  # sequence breaks seen in those streams' books

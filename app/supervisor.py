@@ -39,7 +39,7 @@ from app.model import (
     Trades,
 )
 from app.rest import RestError
-from app.state import Stream
+from app.state import BookData, Stream
 from app.logsafe import QuietLog, escape
 from app.venues.base import Ack, Data, DecodeError, Decoded, Liveness, VenueAdapter, VenueError
 
@@ -589,6 +589,8 @@ class Connection:
             reconnects=self.reconnects,
             decode_errors=self.decode_errors,
             streams=len(self.streams),
+            resyncs=sum(stream.resyncs for stream in self.streams.values()),
+            gaps=sum(stream.data.gaps for stream in self.streams.values() if isinstance(stream.data, BookData)),
         )
 
 

@@ -34,6 +34,9 @@ async def test_each_connection_state_reads_and_is_colour_coded() -> None:
         assert style_at(live, "live").color == colour("status--live")
         assert live.text.endswith("? help  q quit ")
 
+        resynced = await show(health(ConnectionState.LIVE, data_age=0.1, message_rate=5.0, resyncs=3, gaps=2))
+        assert "3 resyncs, 2 gaps" in resynced.text
+
         stale = await show(health(ConnectionState.STALE, data_age=12.0, message_rate=0.0))
         assert "stale 12s 0.0 msg/s" in stale.text
         assert style_at(stale, "stale").color == colour("status--stale")

@@ -40,6 +40,9 @@ def connection_parts(health: ConnectionHealth) -> list[Part]:
         parts.append((detail, "status--detail"))
     if health.reconnects:
         parts.append((f" ↻{health.reconnects}", "status--detail"))
+    if health.resyncs:
+        gaps = f", {health.gaps} gaps" if health.gaps else ""
+        parts.append((f" {health.resyncs} resyncs{gaps}", "status--detail"))
     if health.decode_errors:
         parts.append((f" {health.decode_errors} bad frames", "status--failed"))
     return parts
