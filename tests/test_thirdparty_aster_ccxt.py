@@ -1,8 +1,10 @@
-"""ccxt's ``aster`` and ``binanceusdm`` (synchronous REST) against the Aster emulator, configured only
-through ``urls``: the clients' own endpoint choices, parameters and parsers, unchanged."""
+"""ccxt's ``aster`` and ``binanceusdm`` (synchronous REST) and ``ccxt.pro.aster`` (WebSocket) against
+the Aster emulator, configured only through ``urls``: the clients' own endpoint choices, parameters
+and parsers, unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -90,3 +92,26 @@ def test_trades_candles_and_tickers(aster: AsterEmulator, make) -> None:
         assert spot["symbol"] == "ASTER/USDT" and spot["bid"] < spot["ask"]
         assert exchange.fetch_trades("BTC/USDT", limit=5)[-1]["symbol"] == "BTC/USDT"
         assert exchange.fetch_ohlcv("BTC/USDT", "1d", limit=10)[-1][0] % 86_400_000 == 0
+
+
+async def test_pro_watch_books_trades_tickers_and_candles() -> None:
+    ccxt_pro = pytest.importorskip("ccxt.pro")
+    async with AsterEmulator(seed=5, tick_interval=0.05) as server:
+        urls = aster_client(server).urls["api"]
+        # ccxt.pro tells futures from spot by "fstream" in the URL (the real host name); the query
+        # string carries it here and the emulator ignores it
+        urls["ws"] = {"public": {"swap": server.ws_url + "?fstream", "spot": server.spot_ws_url}}
+        exchange = ccxt_pro.aster({"enableRateLimit": False, "urls": {"api": urls}})
+        try:
+            book = await asyncio.wait_for(exchange.watch_order_book("BTC/USDT:USDT"), 10)
+            assert len(book["bids"]) == len(book["asks"]) == 20 and book["bids"][0][0] < book["asks"][0][0]
+            spot = await asyncio.wait_for(exchange.watch_order_book("ASTER/USDT"), 10)
+            assert spot["symbol"] == "ASTER/USDT" and spot["bids"][0][0] < spot["asks"][0][0]
+            trades = await asyncio.wait_for(exchange.watch_trades("ETH/USDT:USDT"), 10)
+            assert trades and {trade["symbol"] for trade in trades} == {"ETH/USDT:USDT"}
+            ticker = await asyncio.wait_for(exchange.watch_ticker("SOL/USDT:USDT"), 10)
+            assert ticker["symbol"] == "SOL/USDT:USDT" and ticker["last"] > 0
+            candles = await asyncio.wait_for(exchange.watch_ohlcv("BTC/USDT:USDT", "1m"), 10)
+            assert candles[-1][0] % 60_000 == 0 and candles[-1][2] >= candles[-1][3]
+        finally:
+            await exchange.close()

@@ -23,6 +23,9 @@ Wire facts implemented ([V] in the reference, section numbers are its sections):
 * §3 ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS``/``SET_PROPERTY``/``GET_PROPERTY`` with an
   unsigned-integer ``id``; acks ``{"result":null,"id":N}``; the documented ``{"code","msg"}`` errors;
   ``combined`` is true on ``/stream``, false on ``/ws``, and can be switched per connection.
+  A request without ``id`` (or ``"id": null``) is served and answered with ``"id": null``: ccxt's
+  ``aster`` WebSocket client subscribes without one and its captured frames show real Aster streaming
+  to it; a present ``id`` that is not an unsigned integer is the documented code-2 error.
 * §4.1 diff depth ``<sym>@depth`` (250 ms), ``@depth@500ms``, ``@depth@100ms`` with ``U``/``u``/``pu``;
   REST ``depth`` ``lastUpdateId`` is the id of the last update in the book it returns, so the documented
   local-book procedure rebuilds the emulator's book exactly. Futures update ids come from one counter
@@ -949,9 +952,9 @@ class AsterEmulator(EmulatorServer):
                 line, column = _method_position(text)
                 shown = f"`{method}`" if isinstance(method, str) else orjson.dumps(method).decode()
                 raise _RequestError(2, _UNKNOWN_METHOD.format(shown, line, column))
-            if request_id is None:
+            if request_id is None and raw_id is not None:
                 raise _RequestError(2, "Invalid request: request ID must be an unsigned integer")
-            result = await self._handle_request(conn, method, request, request_id)
+            result = await self._handle_request(conn, method, request)
         except _RequestError as error:
             await self._send_error(conn, error, request_id)
             return
@@ -963,7 +966,7 @@ class AsterEmulator(EmulatorServer):
             body["id"] = request_id
         await conn.send(orjson.dumps(body))
 
-    async def _handle_request(self, conn: WsConnection, method: str, request: dict[str, Any], request_id: int) -> Any:
+    async def _handle_request(self, conn: WsConnection, method: str, request: dict[str, Any]) -> Any:
         params = request.get("params")
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if "params" not in request:
