@@ -585,6 +585,16 @@ async def test_server_pings_and_closes_without_pong() -> None:
                 await spot.receive(timeout=0.2)
 
 
+async def test_a_stall_freezes_the_heartbeat_too() -> None:
+    async with emulator(ping_interval=0.1, pong_timeout=0.3) as emu, aiohttp.ClientSession() as session:
+        async with session.ws_connect(emu.ws_url, autoping=False) as ws:
+            emu.stall(True)
+            with pytest.raises(TimeoutError):  # frozen: no ping, and no pong-timeout close
+                await ws.receive(timeout=0.6)
+            emu.stall(False)
+            assert (await ws.receive(timeout=1)).type is aiohttp.WSMsgType.PING
+
+
 async def test_connections_end_at_their_lifetime() -> None:
     async with emulator(max_connection_age=0.3) as emu, socket(emu.ws_url) as c:
         started = time.monotonic()

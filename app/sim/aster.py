@@ -73,7 +73,8 @@ Design decisions ([D]; the venue is silent or the sources disagree):
   Trade ids are consecutive per symbol and count the generated history too (``engine.trade_count``),
   so kline ``f``/``L`` and ticker ``F``/``L``/``n`` agree with REST ``trades``.
 * Funding every 8 h; mark, index and funding rate printed with 8 decimals; the index is the engine's
-  oracle price and also the estimated settle price.
+  oracle price and also the estimated settle price. Tickers come from the 1m candles of the rolling
+  24 h window (``prevClosePrice`` is the window's open); ``lastQty`` is 0 until a live trade.
 * The 429 weight window is a rolling minute from the first request counted (per client address and
   per futures/spot), not the wall-clock minute, so tests do not depend on when they run.
 * Book faults and :meth:`AsterEmulator.flood` name markets as :meth:`AsterEmulator.market_key` does:
@@ -441,8 +442,9 @@ class AsterEmulator(EmulatorServer):
 
     def listing(self, market: str) -> _Listing:
         """The market named as :meth:`market_key` names it (``KeyError`` if unknown)."""
-        family, _, symbol = market.rpartition(":") if market.startswith("spot:") else ("", "", market)
-        return self.listings[SPOT.name if family else FUTURES.name][symbol]
+        if market.startswith("spot:"):
+            return self.listings[SPOT.name][market.removeprefix("spot:")]
+        return self.listings[FUTURES.name][market]
 
     # ==============================================================================================
     # Market state: books with update ids, numbered trades, tickers, candles
@@ -821,23 +823,25 @@ class AsterEmulator(EmulatorServer):
         """Send ``count`` diff-depth events of ``market`` to its diff-depth subscribers as fast as the
         transports drain: the first fills the book to 1000 levels a side, each later one changes
         :data:`_FLOOD_CHANGES_PER_SIDE` levels a side. Ids chain with the live events and the published
-        book follows, so the local-book procedure stays exact through a flood. Returns frames written.
+        book follows, so the local-book procedure stays exact through a flood. The market pauses
+        meanwhile (no engine step interleaves). Returns the number of frames written.
         """
         listing = self.listing(market)
-        topics = [topic for topic in listing.book_topics if topic.kind == "depth" and topic.connections]
-        now = self.now_ms()
-        for topic in topics:  # bring every diff stream to the same update id first
-            if topic.pending_first_id is not None:
-                bids, asks = self._pending_diff(topic)
-                await self._publish(topic, self._depth_event(listing, *self._advance_chain(topic), bids, asks, now))
-        sent = 0
-        for bids, asks in self._flood_changes(listing, count):
-            change = self._record_change(listing, bids, asks, now)
-            raw = self._depth_event(listing, change.first_id, change.last_id, change.previous_id, bids, asks, now)
-            for topic in topics:
-                self._advance_chain(topic)  # every topic was at ``change.previous_id``
-                sent += await self._publish(topic, raw, backpressure=True)
-        return sent
+        async with self._step_lock:
+            topics = [topic for topic in listing.book_topics if topic.kind == "depth" and topic.connections]
+            now = self.now_ms()
+            for topic in topics:  # bring every diff stream to the same update id first
+                if topic.pending_first_id is not None:
+                    bids, asks = self._pending_diff(topic)
+                    await self._publish(topic, self._depth_event(listing, *self._advance_chain(topic), bids, asks, now))
+            sent = 0
+            for bids, asks in self._flood_changes(listing, count):
+                change = self._record_change(listing, bids, asks, now)
+                raw = self._depth_event(listing, change.first_id, change.last_id, change.previous_id, bids, asks, now)
+                for topic in topics:
+                    self._advance_chain(topic)  # every topic was at ``change.previous_id``
+                    sent += await self._publish(topic, raw, backpressure=True)
+            return sent
 
     def _flood_changes(self, listing: _Listing, count: int) -> Iterator[tuple[list[tuple[int, int]], list[tuple[int, int]]]]:
         """Deterministic level changes on a ladder of 1000 prices a side below/above the inside."""
