@@ -22,7 +22,6 @@ from typing import Any
 from app.book import BookError
 from app.logsafe import QuietLog, escape
 from app.model import (
-    BookSnapshot,
     Channel,
     ConnectionHealth,
     ConnectionState,
@@ -35,7 +34,7 @@ from app.model import (
     Venue,
     freeze_params,
 )
-from app.state import BookData, ResyncNeeded, Stream
+from app.state import ResyncNeeded, Stream
 from app.supervisor import Backoff, Connection
 from app.venues.base import Liveness, VenueAdapter
 
@@ -220,14 +219,13 @@ class SubscriptionService:
     def ingest(self, stream: Stream, event: MarketEvent, *, from_snapshot: bool = False) -> None:
         """Fold one event into the stream's state and tell its consumers.
 
-        A REST snapshot never overrides a venue's refusal (the stream stays ERROR) and never wins
-        over a newer push; a pushed event is the venue serving the stream, which ends an ERROR.
+        A REST snapshot never overrides a venue's refusal (the stream stays ERROR; the book state
+        itself drops a snapshot older than what it holds); a pushed event is the venue serving the
+        stream, which ends an ERROR.
         """
         if from_snapshot:
             if stream.state is StreamState.ERROR:
                 return
-            if isinstance(event, BookSnapshot) and _older_than_held(stream, event):
-                return  # a REST snapshot that lost the race against a newer push
         stream.messages += 1
         stream.last_data_at = time.monotonic()
         try:
@@ -366,15 +364,3 @@ class SubscriptionService:
         conns[conns.index(old)] = new
         old.streams.clear()
         await old.close()
-
-
-def _older_than_held(stream: Stream, event: BookSnapshot) -> bool:
-    """Whether a REST snapshot is older than the book held: by sequence where the venue numbers
-    its updates, by time otherwise."""
-    data = stream.data
-    if not isinstance(data, BookData) or data.book.empty:
-        return False
-    book = data.book
-    if book.sequence is not None and event.sequence is not None:
-        return event.sequence < book.sequence
-    return book.time_ms is not None and event.time_ms is not None and event.time_ms < book.time_ms

@@ -105,6 +105,8 @@ class BookData(StreamData):
 
     def apply(self, event: MarketEvent) -> None:
         if isinstance(event, BookSnapshot):
+            if self._older(event):
+                return
             self._apply_snapshot(event)
         elif isinstance(event, BookInvalidated):
             raise ResyncNeeded(event.reason)
@@ -122,6 +124,16 @@ class BookData(StreamData):
         self.generation += 1
         if self.book.crossed:
             raise ResyncNeeded(f"crossed book: bid {self.book.best_bid} >= ask {self.book.best_ask}")
+
+    def _older(self, event: BookSnapshot) -> bool:
+        """A snapshot older than the book held (a slow REST answer, a reordered push): by
+        sequence where the venue numbers its updates, by time otherwise."""
+        book = self.book
+        if not self.synced or book.empty:
+            return False
+        if book.sequence is not None and event.sequence is not None:
+            return event.sequence < book.sequence
+        return book.time_ms is not None and event.time_ms is not None and event.time_ms < book.time_ms
 
     def _apply_snapshot(self, event: BookSnapshot) -> None:
         self.book.replace(event.bids, event.asks, event.time_ms, event.sequence)

@@ -250,3 +250,21 @@ async def test_greeting_text_frame_is_tolerated(make_service):
         (connection,) = service.connections(HL)
         assert connection.decode_errors == 0
         await service.close()
+
+
+@pytest.mark.parametrize("fault", ["skip", "duplicate", "reorder", "delta_before_snapshot"])
+async def test_full_snapshot_book_is_exact_after_each_fault(make_service, emulator, fault):
+    emulator.autostep = False
+    if fault == "delta_before_snapshot":
+        emulator.arm_book_fault("BTC", fault)  # for the next subscriber
+    service = make_service()
+    book = service.subscribe(HL, Channel.BOOK, "BTC")
+    await eventually(lambda: live(book.stream))
+    if fault != "delta_before_snapshot":
+        emulator.arm_book_fault("BTC", fault)
+    for _ in range(4):
+        await emulator.advance(200)  # a push every 100 ms of virtual time
+        await asyncio.sleep(0.02)
+    want = emulator_levels(emulator, "BTC")
+    await eventually(lambda: book.stream.data.book.levels() == want, what=f"exact after {fault}")
+    assert book.stream.resyncs == 0  # a full book needs no resync: an older push is simply dropped

@@ -162,6 +162,7 @@ class _Topic:
     subscription: _Subscription
     connections: set[WsConnection] = field(default_factory=set)
     last_sent: Any = None
+    held: bytes | None = None  # a book push kept back by the "reorder" fault
 
 
 def _frame(channel: str, data: Any) -> bytes:
@@ -722,6 +723,9 @@ class HyperliquidEmulator(EmulatorServer):
             topic = self._topics.setdefault(key, _Topic(subscription))
             topic.connections.add(conn)
             subscriptions[key] = topic
+            coin = subscription.echo.get("coin")
+            if subscription.type == "l2Book" and self.take_book_fault(coin, ("delta_before_snapshot",)):
+                await conn.send(self._book_frame(subscription))  # data before the ack (no deltas here)
             await conn.send(_frame("subscriptionResponse", {"method": "subscribe", "subscription": subscription.echo}))
             for frame in self._initial_frames(topic.subscription):
                 await conn.send(frame)
@@ -833,7 +837,8 @@ class HyperliquidEmulator(EmulatorServer):
             kind = subscription.type
             frame: bytes | None = None
             if kind == "l2Book" and book_due:
-                frame = self._book_frame(subscription)
+                for faulted in self._book_pushes(topic, self._book_frame(subscription)):
+                    await self.broadcast(topic.connections, faulted)
             elif kind == "trades" and item is not None and item.spec.symbol in events.trades:
                 frame = _frame("trades", [self._trade(item, trade) for trade in events.trades[item.spec.symbol]])
             elif kind == "candle" and item is not None and item.spec.symbol in events.trades:
@@ -855,6 +860,20 @@ class HyperliquidEmulator(EmulatorServer):
                 frame = _frame(self._channel(subscription), data)
             if frame is not None:
                 await self.broadcast(topic.connections, frame)
+
+    def _book_pushes(self, topic: _Topic, frame: bytes) -> list[bytes]:
+        """The frames one book push becomes under an armed fault (each book is complete, so a
+        fault here costs the client at most one push: the next one replaces the book)."""
+        held, topic.held = topic.held, None
+        fault = self.take_book_fault(topic.subscription.echo["coin"], ("skip", "duplicate", "reorder"))
+        if fault == "skip":
+            return [held] if held else []
+        if fault == "duplicate":
+            return [frame, frame] + ([held] if held else [])
+        if fault == "reorder":
+            topic.held = frame  # sent after the next push, older than it
+            return [held] if held else []
+        return [frame] + ([held] if held else [])
 
     # -- benchmark flood -------------------------------------------------------------------------
 
