@@ -97,7 +97,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -136,6 +136,10 @@ _METHOD_VALUE = re.compile(r'"method"\s*:\s*"(?:[^"\\]|\\.)*"')
 _UNSIGNED = re.compile(r"^[0-9]{1,20}$")
 _FLOOD_LEVELS = 1000
 _FLOOD_CHANGES_PER_SIDE = 10
+_FLOOD_TEMPLATES = 64
+
+#: One flood event: bid and ask changes as ``(px, lots)`` and the same formatted for the wire.
+_FloodChange = tuple[list[tuple[int, int]], list[tuple[int, int]], list[list[str]], list[list[str]]]
 
 _DEFAULTS = {spec.symbol: spec for spec in DEFAULT_ASSETS}
 
@@ -315,6 +319,9 @@ class _Listing:
 
     def qty(self, lots: int) -> str:
         return _fixed(lots, self.spec.sz_decimals)
+
+    def levels_text(self, levels: Iterable[tuple[int, int]]) -> list[list[str]]:
+        return [[self.px(px), self.qty(lots)] for px, lots in levels]
 
     def top(self, depth: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The best ``depth`` levels per side, best first."""
@@ -634,12 +641,7 @@ class AsterEmulator(EmulatorServer):
 
     def _depth_event(self, listing: _Listing, first: int, last: int, previous: int, bids: Iterable[tuple[int, int]],
                      asks: Iterable[tuple[int, int]], now: int) -> bytes:  # fmt: skip
-        px, qty = listing.px, listing.qty
-        return orjson.dumps({
-            "e": "depthUpdate", "E": now, "T": listing.changed_at, "s": listing.symbol,
-            "U": first, "u": last, "pu": previous,
-            "b": [[px(p), qty(q)] for p, q in bids], "a": [[px(p), qty(q)] for p, q in asks],
-        })  # fmt: skip
+        return _depth_payload(listing, first, last, previous, listing.levels_text(bids), listing.levels_text(asks), now)
 
     # ==============================================================================================
     # Publishing
@@ -835,16 +837,20 @@ class AsterEmulator(EmulatorServer):
                     bids, asks = self._pending_diff(topic)
                     await self._publish(topic, self._depth_event(listing, *self._advance_chain(topic), bids, asks, now))
             sent = 0
-            for bids, asks in self._flood_changes(listing, count):
+            fill, updates = self._flood_plan(listing)
+            for index in range(count):
+                bids, asks, bids_text, asks_text = fill if index == 0 else updates[(index - 1) % len(updates)]
                 change = self._record_change(listing, bids, asks, now)
-                raw = self._depth_event(listing, change.first_id, change.last_id, change.previous_id, bids, asks, now)
+                raw = _depth_payload(listing, change.first_id, change.last_id, change.previous_id, bids_text, asks_text, now)
                 for topic in topics:
                     self._advance_chain(topic)  # every topic was at ``change.previous_id``
                     sent += await self._publish(topic, raw, backpressure=True)
             return sent
 
-    def _flood_changes(self, listing: _Listing, count: int) -> Iterator[tuple[list[tuple[int, int]], list[tuple[int, int]]]]:
-        """Deterministic level changes on a ladder of 1000 prices a side below/above the inside."""
+    def _flood_plan(self, listing: _Listing) -> tuple[_FloodChange, list[_FloodChange]]:
+        """The flood's changes on a ladder of 1000 prices a side below/above the inside: one that fills
+        the ladder, then :data:`_FLOOD_TEMPLATES` update sets used in turn (formatted once, so the
+        flood measures the client, not this formatter). Deterministic for a seed and book."""
         spec = listing.spec
         rng = random.Random(f"{self.seed}:flood:{listing.symbol}:{listing.update_id}")
         gap = max(1, round(spec.initial_px * spec.level_gap_bps / 1e4 / spec.tick))
@@ -859,18 +865,21 @@ class AsterEmulator(EmulatorServer):
         def size() -> int:
             return max(1, round(rng.lognormvariate(math.log(level_lots), 0.9)))
 
-        for index in range(count):
-            if index == 0:
-                yield (
-                    [(px, listing.bids.get(px) or size()) for px in sorted(bid_ladder)],
-                    [(px, listing.asks.get(px) or size()) for px in ask_ladder],
-                )
-                continue
+        def change(bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> _FloodChange:
+            return bids, asks, listing.levels_text(bids), listing.levels_text(asks)
+
+        fill = change(
+            [(px, listing.bids.get(px) or size()) for px in sorted(bid_ladder)],
+            [(px, listing.asks.get(px) or size()) for px in ask_ladder],
+        )
+        updates = []
+        for _ in range(_FLOOD_TEMPLATES):
             sides = []
             for ladder in (bid_ladder, ask_ladder):
                 prices = {ladder[rng.randrange(len(ladder))] for _ in range(_FLOOD_CHANGES_PER_SIDE)} if ladder else set()
                 sides.append(sorted((px, 0 if rng.random() < 0.1 else size()) for px in prices))
-            yield sides[0], sides[1]
+            updates.append(change(sides[0], sides[1]))
+        return fill, updates
 
     # ==============================================================================================
     # WebSocket
@@ -1288,6 +1297,14 @@ class AsterEmulator(EmulatorServer):
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
+
+
+def _depth_payload(listing: _Listing, first: int, last: int, previous: int, bids: list[list[str]], asks: list[list[str]], now: int) -> bytes:
+    """A ``depthUpdate`` (diff or partial) with its levels already formatted."""
+    return orjson.dumps({
+        "e": "depthUpdate", "E": now, "T": listing.changed_at, "s": listing.symbol,
+        "U": first, "u": last, "pu": previous, "b": bids, "a": asks,
+    })  # fmt: skip
 
 
 def _json(body: Any, status: int, headers: dict[str, str]) -> web.Response:
