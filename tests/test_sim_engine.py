@@ -252,3 +252,21 @@ def test_demo_account_follows_its_fills() -> None:
         assert position.size == signed, spec.symbol
     public = {(t.hash, t.tid) for symbol in engine.symbols for t in engine.recent_trades(symbol, 1000)}
     assert all((f.hash, f.tid) in public for f in fills[-20:])  # fills are trades on the public tape
+
+
+def test_one_underlying_has_one_price_on_every_venue() -> None:
+    """Emulators of different venues, built a few ms apart with other asset lists and stepped
+    with other step sizes, agree on an underlying's price at the same virtual time."""
+    from app.sim.aster import ASTER_ASSETS
+
+    start = 1_750_000_000_000
+    hyperliquid = MarketEngine(7, start_ms=start)
+    aster = MarketEngine(7, ASTER_ASSETS, start_ms=start + 37)
+    for _ in range(300):
+        hyperliquid.step(100)
+    while aster.now_ms < hyperliquid.now_ms:
+        aster.step(min(333, hyperliquid.now_ms - aster.now_ms))
+    assert aster.now_ms == hyperliquid.now_ms
+    for underlying in ("BTC", "ETH"):
+        assert aster.fair_price(underlying) == hyperliquid.fair_price(underlying)
+    assert MarketEngine(8, start_ms=start).fair_price("BTC") != MarketEngine(7, start_ms=start).fair_price("BTC")

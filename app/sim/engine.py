@@ -102,6 +102,7 @@ _HISTORY_LAYERS: tuple[tuple[int, int], ...] = (
     (_DAY, 1000 * _DAY),
 )
 
+PRICE_GRID_MS = 100  # the price processes move every 100 ms of virtual time
 BOOK_DEPTH = 48  # resting levels kept per side (>= 20 shown, the rest feeds coarse aggregation)
 _MAX_DEPTH = 64
 _RECENT_TRADES = 1000
@@ -467,24 +468,35 @@ class DemoAccount:
 
 
 class _PriceProcess:
-    """Ornstein-Uhlenbeck on the log price around ``anchor``, exact discretisation, clamped."""
+    """Ornstein-Uhlenbeck on the log price around ``anchor``, exact discretisation, clamped.
 
-    __slots__ = ("anchor", "x", "stationary_sd", "theta")
+    Live, it moves on a fixed grid of virtual time (:data:`PRICE_GRID_MS`, aligned to the epoch)
+    with a random stream of its own, seeded by the seed and the underlying: every emulator built
+    with the same seed in the same minute sees the same price at the same virtual time, however
+    its steps fall, so one asset has one price across every venue of the demo.
+    """
 
-    def __init__(self, anchor: float, daily_vol: float) -> None:
+    __slots__ = ("anchor", "x", "stationary_sd", "theta", "rng", "t")
+
+    def __init__(self, anchor: float, daily_vol: float, rng: random.Random, start_ms: int) -> None:
         self.anchor = anchor
-        self.x = 0.0
         self.theta = 1.0 / _MEAN_REVERSION_MS
         sigma = daily_vol / math.sqrt(_DAY)  # per sqrt(ms)
         self.stationary_sd = sigma / math.sqrt(2 * self.theta)
+        self.rng = rng
+        self.x = self.stationary_sd * 0.5 * rng.gauss(0.0, 1.0)
+        self.t = start_ms - start_ms % _MINUTE  # the grid starts at the minute: the same for all
+        self.advance_to(start_ms)
 
     def evolve(self, x: float, dt_ms: float, gauss: float) -> float:
         decay = math.exp(-self.theta * dt_ms)
         x = x * decay + self.stationary_sd * math.sqrt(1 - decay * decay) * gauss
         return max(-_MAX_LOG_DEVIATION, min(_MAX_LOG_DEVIATION, x))
 
-    def step(self, dt_ms: float, rng: random.Random) -> None:
-        self.x = self.evolve(self.x, dt_ms, rng.gauss(0.0, 1.0))
+    def advance_to(self, t_ms: int) -> None:
+        while self.t + PRICE_GRID_MS <= t_ms:
+            self.x = self.evolve(self.x, PRICE_GRID_MS, self.rng.gauss(0.0, 1.0))
+            self.t += PRICE_GRID_MS
 
     @property
     def price(self) -> float:
@@ -736,10 +748,10 @@ class MarketEngine:
         self.account = DemoAccount(self.specs)
         processes: dict[str, _PriceProcess] = {}
         for spec in self.specs.values():
-            if spec.underlying_key not in processes:
-                process = _PriceProcess(spec.initial_px, spec.daily_vol)
-                process.x = process.stationary_sd * 0.5 * self._rng.gauss(0.0, 1.0)
-                processes[spec.underlying_key] = process
+            key = spec.underlying_key
+            if key not in processes:
+                rng = random.Random(f"{seed}:price:{key}")
+                processes[key] = _PriceProcess(spec.initial_px, spec.daily_vol, rng, self.start_ms)
         self._processes = processes
         live_start = self.start_ms - self.start_ms % _MINUTE
         self._markets: dict[str, _Market] = {}
@@ -766,7 +778,7 @@ class MarketEngine:
         self.now_ms = now = start + int(dt_ms)
         events = StepEvents(time=now)
         for process in self._processes.values():
-            process.step(dt_ms, rng)
+            process.advance_to(now)
         for symbol, market in self._markets.items():
             trades: list[Trade] = []
             arrivals = sorted(start + 1 + int(rng.random() * dt_ms) for _ in range(_poisson(rng, market.spec.trades_per_s * dt_ms / 1000)))
@@ -847,6 +859,10 @@ class MarketEngine:
             market.premium_ema += (premium - market.premium_ema) * weight
 
     # -- queries ---------------------------------------------------------------------------------
+
+    def fair_price(self, underlying: str) -> float:
+        """The underlying's fair price now (what every market of it quotes around)."""
+        return self._processes[underlying].price
 
     @property
     def symbols(self) -> list[str]:
