@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 
 from app.logsafe import escape
+from app.record import record_rest
 
 _BACK_OFF_STATUSES = (418, 429, 503)
 
@@ -74,15 +75,32 @@ class RestClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, weight: float = 1.0) -> Any:
-        return await self._request("GET", path, params=params, weight=weight)
+        return await self._json("GET", path, params=params, weight=weight)
 
     async def post_json(self, path: str, body: Any, *, weight: float = 1.0) -> Any:
-        return await self._request("POST", path, body=orjson.dumps(body), weight=weight)
+        return await self._json("POST", path, body=body, weight=weight)
 
-    async def _request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: bytes | None = None,
+    async def _json(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
         weight: float = 1.0,
     ) -> Any:  # fmt: skip
+        """The parsed response; inside a recording scope the raw response is recorded too (after
+        the last await, so nothing else is received between recording and applying it)."""
+        payload = await self.fetch(
+            method, path, params=params, body=None if body is None else orjson.dumps(body), weight=weight
+        )
+        try:
+            value = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise RestError(f"{method} {path}: response is not JSON") from None
+        record_rest(method, path, params, body, payload)
+        return value
+
+    async def fetch(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: bytes | None = None,
+        weight: float = 1.0,
+    ) -> bytes:  # fmt: skip
+        """The raw body of a 200 response (``RestError`` for anything else)."""
         if self.limiter is not None:
             await self.limiter.acquire(weight)
         if self._session is None or self._session.closed:
@@ -100,10 +118,7 @@ class RestClient:
             raise RestError(f"{what}: {type(exc).__name__}") from None
         except TimeoutError:
             raise RestError(f"{what}: timed out") from None
-        try:
-            return orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise RestError(f"{what}: response is not JSON") from None
+        return payload
 
     def _error(self, what: str, status: int, retry_after: str | None, payload: bytes) -> RestError:
         wait = _seconds(retry_after) if status in _BACK_OFF_STATUSES else None

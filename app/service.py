@@ -35,6 +35,7 @@ from app.model import (
     freeze_params,
 )
 from app.state import ResyncNeeded, Stream
+from app.record import Recorder, connection_label
 from app.supervisor import Backoff, Connection
 from app.venues.base import Liveness, VenueAdapter
 
@@ -83,7 +84,9 @@ class SubscriptionService:
         healthy_after: float = 5.0,
         idle_grace: float = 10.0,
         on_connection: ConnectionListener | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
+        """``recorder``: every connection records its inbound frames and snapshot responses there."""
         self.adapters: dict[Venue, VenueAdapter] = {a.venue: a for a in adapters}
         self._liveness = liveness or {}
         self._backoff = backoff
@@ -100,6 +103,7 @@ class SubscriptionService:
         self._markets: dict[Venue, list[MarketInfo]] = {}
         self._last_resync: dict[StreamKey, float] = {}
         self._log = QuietLog(log)
+        self._recorder = recorder
 
     # --- the consumer API ---------------------------------------------------------------------
 
@@ -181,12 +185,13 @@ class SubscriptionService:
     def _new_connection(self, adapter: VenueAdapter, group: Hashable) -> Connection:
         return Connection(
             adapter,
-            f"{adapter.venue}#{next(self._labels)}",
+            connection_label(adapter.venue, group, next(self._labels)),  # names the group: replay needs it
             self,
             group=group,
             liveness=self._liveness.get(adapter.venue),
             backoff=self._backoff(),
             healthy_after=self._healthy_after,
+            recorder=self._recorder,
         )
 
     def _release(self, handle: Subscription) -> None:

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from itertools import count
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,6 +39,7 @@ from app.model import (
     StreamState,
     Trades,
 )
+from app.record import Recorder, record_snapshots
 from app.rest import RestError
 from app.state import BookData, Stream
 from app.logsafe import QuietLog, escape
@@ -110,6 +112,7 @@ class Connection:
         backoff: Backoff | None = None,
         healthy_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        recorder: Recorder | None = None,
     ) -> None:
         self.adapter = adapter
         self.label = label
@@ -145,6 +148,8 @@ class Connection:
         self._skip_backoff = False
         self._closing = False
         self._lifetime: float | None = None  # the current socket's, from its dial
+        self._recorder = recorder  # --record: every inbound frame and snapshot response
+        self._path = ""  # the dialled URL's path (never its query: it may carry a key), for recording
 
     # --- streams ------------------------------------------------------------------------------
 
@@ -209,6 +214,8 @@ class Connection:
     async def _fetch_snapshot(self, stream: Stream, delay: float = 0.0) -> None:
         """Fetch until it succeeds or the stream is released; a failure is shown on the stream
         (when it has nothing current to show) and retried with backoff."""
+        if self._recorder is not None:  # this task's REST responses are this connection's
+            record_snapshots(self._recorder, self.adapter.venue, self.label)
         if delay > 0:
             await asyncio.sleep(delay)
         backoff = Backoff(self.backoff.initial, self.backoff.maximum)
@@ -291,6 +298,7 @@ class Connection:
         try:
             dial = await self.adapter.dial(self.group)
             self._lifetime = dial.max_lifetime
+            self._path = urlsplit(dial.url).path or "/"
             async with connect(
                 dial.url,
                 additional_headers=dial.headers or None,
@@ -394,6 +402,8 @@ class Connection:
     def _receive(self, frame: str | bytes) -> None:
         """Take one frame. Nothing in it may end the session: a failure anywhere in decoding,
         routing, ingesting or a listener is that frame's failure, counted and logged."""
+        if self._recorder is not None:  # before decoding: the frame as it arrived
+            self._recorder.ws(self.adapter.venue, self.label, self._path, frame)
         now = self._clock()
         self.frames += 1
         self._arrivals.append(now)

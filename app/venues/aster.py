@@ -40,7 +40,9 @@ from app.model import (
     Trade,
     Trades,
     Venue,
+    freeze_params,
 )
+from app.record import parse_request
 from app.rest import RateLimiter, RestClient
 from app.state import BookData, BookSync, StreamData, new_state
 from app.venues import fields
@@ -70,6 +72,7 @@ INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h"
 DEPTH_LIMIT = 1000  # the deepest REST snapshot (weight 20): the book the deltas are applied to
 HISTORY_BARS = 500
 LIFETIME = 24 * 3600.0  # the venue drops every connection at 24 h
+_ROUTE_CHANNELS = frozenset({"book", "trades", "ticker", "bbo"})  # routes (channel value, symbol)
 
 
 def is_spot(market: str) -> bool:
@@ -176,24 +179,62 @@ class AsterAdapter(VenueAdapter):
 
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
         symbol = symbol_of(key.market)
-        spot = is_spot(key.market)
+        spot = is_spot(key.market) if key.channel is not Channel.ALL_MIDS else key.param("kind") == "spot"
         rest, prefix = (self.spot_rest, "/api/v1") if spot else (self.rest, "/fapi/v1")
         if key.channel is Channel.BOOK:
             raw = await rest.get_json(f"{prefix}/depth", {"symbol": symbol, "limit": DEPTH_LIMIT}, weight=20)
+        elif key.channel is Channel.CANDLES:
+            params = {"symbol": symbol, "interval": key.param("interval", "1m"), "limit": HISTORY_BARS}
+            raw = await rest.get_json(f"{prefix}/klines", params, weight=5)
+        elif key.channel is Channel.ALL_MIDS:
+            raw = await rest.get_json(f"{prefix}/ticker/24hr", weight=40)
+        else:
+            return []
+        return self.parse_snapshot(key, raw)
+
+    def parse_snapshot(self, key: StreamKey, raw: Any) -> list[MarketEvent]:
+        if key.channel is Channel.BOOK:
             with decoding("depth snapshot"):
                 return [_depth_snapshot(key.market, raw)]
         if key.channel is Channel.CANDLES:
             interval = key.param("interval", "1m")
-            params = {"symbol": symbol, "interval": interval, "limit": HISTORY_BARS}
-            raw = await rest.get_json(f"{prefix}/klines", params, weight=5)
             with decoding("klines"):
                 candles = [_kline_row(key.market, interval, row) for row in fields.array(raw, "klines")]
             return [CandleHistory(key.market, interval, candles)]
         if key.channel is Channel.ALL_MIDS:
-            raw = await rest.get_json(f"{prefix}/ticker/24hr", weight=40)
             with decoding("24hr tickers"):
-                return [AllMids(_last_prices(raw, spot))]
+                return [AllMids(_last_prices(raw, key.param("kind") == "spot"))]
         return []
+
+    def key_for_route(self, route: Hashable, group: Hashable) -> StreamKey | None:
+        spot = group == "spot"
+        match route:
+            case ("all",):
+                return StreamKey(self.venue, Channel.ALL_MIDS, "", freeze_params({"kind": "spot"} if spot else None))
+            case ("kline", str(symbol), str(interval)):
+                return StreamKey(self.venue, Channel.CANDLES, _market(symbol, spot), freeze_params({"interval": interval}))
+            case (str(kind), str(symbol)) if kind in _ROUTE_CHANNELS:
+                return StreamKey(self.venue, Channel(kind), _market(symbol, spot))
+        return None
+
+    def key_for_request(self, path: str) -> StreamKey | None:
+        request = parse_request(path)
+        if request is None or request.method != "GET":
+            return None
+        for prefix, spot in (("/fapi/v1/", False), ("/api/v1/", True)):
+            if request.path.startswith(prefix):
+                endpoint = request.path[len(prefix) :]
+                break
+        else:
+            return None
+        symbol, interval = request.params.get("symbol"), request.params.get("interval")
+        if endpoint == "depth" and symbol:
+            return StreamKey(self.venue, Channel.BOOK, _market(symbol, spot))
+        if endpoint == "klines" and symbol and interval:
+            return StreamKey(self.venue, Channel.CANDLES, _market(symbol, spot), freeze_params({"interval": interval}))
+        if endpoint == "ticker/24hr" and not symbol:
+            return StreamKey(self.venue, Channel.ALL_MIDS, "", freeze_params({"kind": "spot"} if spot else None))
+        return None
 
     async def markets(self) -> list[MarketInfo]:
         perps = await self.rest.get_json("/fapi/v1/exchangeInfo")

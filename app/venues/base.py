@@ -204,8 +204,30 @@ class VenueAdapter(ABC):
         """Decode one inbound frame; raise :class:`DecodeError` for a frame that makes no sense."""
 
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
-        """Fetch the state of ``key`` over REST (used on subscribe, reconnect and resync)."""
+        """Fetch the state of ``key`` over REST (used on subscribe, reconnect and resync): the
+        request, then :meth:`parse_snapshot` of its answer."""
         return []
+
+    def parse_snapshot(self, key: StreamKey, raw: Any) -> list[MarketEvent]:
+        """The events of ``raw``, the parsed answer to ``key``'s snapshot request (replay feeds
+        recorded answers through here); raise :class:`DecodeError` for one that makes no sense."""
+        return []
+
+    # --- replay: the inverses of route/group and of the snapshot request ------------------------
+    # Every adapter implements both (tests/test_record_replay.py checks the registered ones).
+
+    def key_for_route(self, route: Hashable, group: Hashable) -> StreamKey | None:
+        """The key whose data carries ``route`` on a connection of ``group``, or ``None`` for a
+        route that is no stream of ours: the inverse of :meth:`route` and :meth:`group`, so that
+        ``route(key_for_route(route(k), group(k))) == route(k)`` for every key ``k``. Where several
+        keys share a route (options the frames do not show), the one without those options."""
+        return None
+
+    def key_for_request(self, path: str) -> StreamKey | None:
+        """The key whose snapshot a recorded REST request fetched, or ``None``. ``path`` is the
+        request as recorded (``METHOD path?query body``, see :func:`app.record.parse_request`);
+        match on what names the stream, not on values that change per request (times)."""
+        return None
 
     @abstractmethod
     async def markets(self) -> list[MarketInfo]:

@@ -35,7 +35,9 @@ from app.model import (
     Trade,
     Trades,
     Venue,
+    freeze_params,
 )
+from app.record import parse_request
 from app.venues import fields
 from app.venues.base import (
     Ack,
@@ -84,6 +86,9 @@ _SUBSCRIPTION_TYPE: dict[Channel, str] = {
     Channel.BBO: "bbo",
 }
 _BOOK_OPTIONS = ("nSigFigs", "mantissa", "fast")
+_CHANNEL_OF_TYPE = {  # a route's first part -> channel, where the rest of the route is the coin
+    kind: channel for channel, kind in _SUBSCRIPTION_TYPE.items() if channel not in (Channel.CANDLES, Channel.ALL_MIDS)
+}
 HISTORY_BARS = 500
 
 
@@ -219,9 +224,7 @@ class HyperliquidAdapter(VenueAdapter):
             body: dict[str, Any] = {"type": "l2Book", "coin": key.market}
             body["nSigFigs"] = key.param("nSigFigs")
             body["mantissa"] = key.param("mantissa")
-            raw = await self.rest.post_json("/info", body, weight=2)
-            with decoding("l2Book snapshot"):
-                return [] if raw is None else [_book(raw)]
+            return self.parse_snapshot(key, await self.rest.post_json("/info", body, weight=2))
         if key.channel is Channel.CANDLES:
             interval = key.param("interval", "1m")
             end = int(time.time() * 1000)
@@ -234,17 +237,54 @@ class HyperliquidAdapter(VenueAdapter):
             raw = await self.rest.post_json(
                 "/info", {"type": "candleSnapshot", "req": request}, weight=20 + HISTORY_BARS // 60
             )
-            with decoding("candleSnapshot"):
-                candles = sorted(map(_candle, fields.array(raw, "candles")), key=lambda c: c.open_time_ms)
-            return [CandleHistory(key.market, interval, candles)]
+            return self.parse_snapshot(key, raw)
         if key.channel is Channel.ALL_MIDS:
             body = {"type": "allMids"}
             if dex := key.param("dex"):
                 body["dex"] = dex
-            raw = await self.rest.post_json("/info", body, weight=2)
+            return self.parse_snapshot(key, await self.rest.post_json("/info", body, weight=2))
+        return []
+
+    def parse_snapshot(self, key: StreamKey, raw: Any) -> list[MarketEvent]:
+        if key.channel is Channel.BOOK:
+            with decoding("l2Book snapshot"):
+                return [] if raw is None else [_book(raw)]
+        if key.channel is Channel.CANDLES:
+            with decoding("candleSnapshot"):
+                candles = sorted(map(_candle, fields.array(raw, "candles")), key=lambda c: c.open_time_ms)
+            return [CandleHistory(key.market, key.param("interval", "1m"), candles)]
+        if key.channel is Channel.ALL_MIDS:
             with decoding("allMids snapshot"):
                 return [] if raw is None else [AllMids(_mids(raw))]
         return []
+
+    def key_for_route(self, route: Hashable, group: Hashable) -> StreamKey | None:
+        match route:
+            case ("allMids", str(dex)):
+                return StreamKey(self.venue, Channel.ALL_MIDS, "", freeze_params({"dex": dex} if dex else None))
+            case ("candle", str(coin), str(interval)):
+                return StreamKey(self.venue, Channel.CANDLES, coin, freeze_params({"interval": interval}))
+            case (str(kind), str(coin)) if kind in _CHANNEL_OF_TYPE:
+                return StreamKey(self.venue, _CHANNEL_OF_TYPE[kind], coin)
+        return None
+
+    def key_for_request(self, path: str) -> StreamKey | None:
+        request = parse_request(path)
+        if request is None or request.method != "POST" or request.path != "/info":
+            return None
+        body = request.body if isinstance(request.body, dict) else {}
+        match body.get("type"):
+            case "l2Book" if isinstance(coin := body.get("coin"), str):
+                options = {name: body[name] for name in ("nSigFigs", "mantissa") if body.get(name) is not None}
+                return StreamKey(self.venue, Channel.BOOK, coin, freeze_params(options))
+            case "candleSnapshot" if isinstance(req := body.get("req"), dict):
+                coin, interval = req.get("coin"), req.get("interval")  # not the times: they move
+                if isinstance(coin, str) and isinstance(interval, str):
+                    return StreamKey(self.venue, Channel.CANDLES, coin, freeze_params({"interval": interval}))
+            case "allMids":
+                dex = body.get("dex")
+                return StreamKey(self.venue, Channel.ALL_MIDS, "", freeze_params({"dex": dex} if dex else None))
+        return None
 
     async def markets(self) -> list[MarketInfo]:
         meta = await self.rest.post_json("/info", {"type": "meta"}, weight=20)

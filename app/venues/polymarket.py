@@ -41,6 +41,7 @@ from app.model import (
     Trades,
     Venue,
 )
+from app.record import parse_request
 from app.state import BookData, BookSync, StreamData, new_state
 from app.venues import fields
 from app.venues.base import (
@@ -129,9 +130,26 @@ class PolymarketAdapter(VenueAdapter):
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
         if key.channel is not Channel.BOOK:
             return []
-        raw = await self.rest.get_json("/book", {"token_id": key.market})
+        return self.parse_snapshot(key, await self.rest.get_json("/book", {"token_id": key.market}))
+
+    def parse_snapshot(self, key: StreamKey, raw: Any) -> list[MarketEvent]:
+        if key.channel is not Channel.BOOK:
+            return []
         with decoding("book snapshot"):
             return [_book(fields.obj(raw, "book"))]
+
+    def key_for_route(self, route: Hashable, group: Hashable) -> StreamKey | None:
+        match route:
+            case ("book" | "trades" as kind, str(asset)):
+                return StreamKey(self.venue, Channel(kind), asset)
+        return None
+
+    def key_for_request(self, path: str) -> StreamKey | None:
+        request = parse_request(path)
+        if request is not None and request.method == "GET" and request.path == "/book":
+            if asset := request.params.get("token_id"):
+                return StreamKey(self.venue, Channel.BOOK, asset)
+        return None
 
     async def markets(self) -> list[MarketInfo]:
         markets: list[MarketInfo] = []
