@@ -1,5 +1,6 @@
-"""Command line: ``perpterm`` (the dashboard; the demo when nothing is configured) and
-``perpterm sim`` (the emulators on their own)."""
+"""Command line: ``perpterm`` (the dashboard; the demo when nothing is configured; ``--record FILE``
+records what the venues send), ``perpterm sim`` (the emulators on their own) and ``perpterm replay
+FILE`` (a recording, on screen or headless: :mod:`app.replay`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perpterm",
         description="Terminal trading dashboard. With no configuration it runs a live demo on "
-        "built-in venue emulators over loopback. `perpterm sim --help` runs the emulators alone.",
+        "built-in venue emulators over loopback. `perpterm sim --help` runs the emulators alone; "
+        "`perpterm replay --help` replays a recording.",
     )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument(
@@ -31,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="demo emulator seed")
     parser.add_argument("--theme", help="Textual theme name (e.g. perpterm-colorblind)")
     parser.add_argument("--log", type=Path, help="write a debug log to this file")
+    parser.add_argument(
+        "--record", type=Path, metavar="FILE", help="write every inbound WebSocket frame and REST snapshot "
+        "to FILE (JSON Lines) for `perpterm replay FILE`",
+    )  # fmt: skip
     return parser
 
 
@@ -40,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.sim.runner import main as sim_main
 
         return sim_main(argv[1:])
+    if argv[:1] == ["replay"]:
+        from app.replay import main as replay_main
+
+        return replay_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(
@@ -57,8 +67,18 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(filename=args.log, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     from app.demo import EmulatorProcess
+    from app.record import Recorder
+    from app.service import SubscriptionService
     from app.ui import PerptermApp
+    from app.venues import build_adapter
 
+    recorder = None
+    if args.record:
+        try:
+            recorder = Recorder(args.record)
+        except OSError as exc:
+            print(f"perpterm: cannot record to {args.record}: {exc.strerror}", file=sys.stderr)
+            return 2
     endpoints = {}
     for venue in settings.enabled_venues():
         if (endpoint := settings.endpoint(venue)) is not None:
@@ -72,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"perpterm: {exc}", file=sys.stderr)
                 return 1
         demo = bool(emulators.venues)
-        PerptermApp(settings, endpoints, demo=demo, faults=emulators.send if demo else None).run()
+        service = None
+        if recorder is not None:
+            adapters = [build_adapter(venue, endpoint) for venue, endpoint in endpoints.items()]
+            service = SubscriptionService(adapters, recorder=recorder)
+        PerptermApp(settings, endpoints, demo=demo, faults=emulators.send if demo else None, service=service).run()
     finally:
         emulators.stop()  # also after SIGTERM or SIGHUP, which end the app like `q`
+        if recorder is not None:
+            recorder.close()
     return 0

@@ -119,14 +119,20 @@ class PerptermApp(App[None]):
         demo: bool = False,
         liveness: dict[Venue, Liveness] | None = None,
         faults: Callable[[Fault], None] | None = None,
+        service: SubscriptionService | None = None,
+        replay: bool = False,
     ) -> None:
-        """``faults`` sends a fault to the demo's emulators (the palette's demo commands)."""
+        """``faults`` sends a fault to the demo's emulators (the palette's demo commands).
+        ``service``: use this one instead of building one on ``endpoints`` (a recording one, a
+        replay's); ``replay``: the header says REPLAY."""
         super().__init__()
         self.settings = settings
         self.endpoints = endpoints
         self.demo = demo
         self._liveness = liveness
         self._faults = faults
+        self._prepared = service
+        self.replay = replay
         self.venues = [venue for venue in Venue if venue in endpoints]
         venue = settings.venue if settings.venue in endpoints else (self.venues or [settings.venue])[0]
         market = settings.market if venue is settings.venue else DEFAULT_MARKETS.get(venue, "")
@@ -166,7 +172,7 @@ class PerptermApp(App[None]):
     async def on_mount(self) -> None:
         register_themes(self)
         self.theme = self.settings.theme
-        self.service = SubscriptionService(
+        self.service = self._prepared if self._prepared is not None else SubscriptionService(
             [build_adapter(venue, endpoint) for venue, endpoint in self.endpoints.items()],
             liveness=self._liveness,
         )
@@ -400,6 +406,8 @@ class PerptermApp(App[None]):
         header.append(" perpterm ", style="bold reverse")
         if self.demo:
             header.append(" DEMO ", style="bold black on yellow")
+        if self.replay:
+            header.append(" REPLAY ", style="bold black on cyan")
         header.append(f"  {self.selection.venue}  ", style="dim")
         header.append(inert(self._display_name()), style="bold")
         adapter = self.service.adapters.get(self.selection.venue) if self.service is not None else None
