@@ -6,12 +6,17 @@ outside, so a bug in the shared readers is caught here rather than copied. A vio
 
 * Prices are ``str`` of ASCII digits with at most one point (``12``, ``12.5``, ``.5``), with a
   non-zero digit, at most 40 characters. Sizes the same, but zero is allowed.
-* Ticker decimals may be ``None``; the funding rate may carry a sign.
+* Ticker decimals (``last`` included) may be ``None``; the funding rate may carry a sign.
 * Times (``time_ms``, ``open_time_ms``, ``close_time_ms``) are ``int`` (not ``bool``) Unix
   milliseconds in [2009-01-01, 2100-01-01).
 * Market and interval names are non-empty ``str`` of at most 100 characters.
 * A ``Data`` item has a hashable route; a ``Trades`` batch's trades all share its market.
-* ``Ack.subscription`` is a dict, ``VenueError.message`` a str.
+* ``AllMids.partial`` is a bool. ``BookInvalidated.reason`` is a non-empty str of at most 300
+  characters (it is shown as the stream's state).
+* A listing's ``event`` and ``outcome``, where given, are names like its market.
+* An ``Ack`` names what it acknowledges: its ``subscription`` (a dict), or, from a venue that acks
+  by request id, its ``request_id`` (an int in [0, 2**64), not ``bool``) with no subscription.
+  ``VenueError.message`` is a str; its ``request_id`` is ``None`` or such an int.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from app.model import (
     AllMids,
     Bbo,
     BookDelta,
+    BookInvalidated,
     BookSnapshot,
     Candle,
     CandleHistory,
@@ -38,6 +44,7 @@ from app.venues.base import Ack, Data, Ignored, Pong, VenueError
 
 MAX_DECIMAL_CHARS = 40
 MAX_NAME_CHARS = 100
+MAX_REASON_CHARS = 300
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01T00:00:00Z
 END_TIME_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, excluded
 
@@ -160,6 +167,14 @@ def _book_delta(event: BookDelta) -> None:
     check_count(event.previous_sequence, "BookDelta.previous_sequence")
 
 
+def _book_invalidated(event: BookInvalidated) -> None:
+    check_name(event.market, "BookInvalidated.market")
+    if type(event.reason) is not str:
+        _fail("BookInvalidated.reason", "is not a str", event.reason)
+    if not event.reason or len(event.reason) > MAX_REASON_CHARS:
+        _fail("BookInvalidated.reason", f"is not 1 to {MAX_REASON_CHARS} characters", event.reason)
+
+
 def _trade(trade: Any, what: str) -> None:
     if type(trade) is not Trade:
         _fail(what, "is not a Trade", trade)
@@ -208,7 +223,7 @@ def _candle_history(event: CandleHistory) -> None:
 
 def _ticker(event: Ticker) -> None:
     check_name(event.market, "Ticker.market")
-    for field in ("mark", "mid", "index", "open_interest", "volume_24h", "prev_day_price"):
+    for field in ("mark", "mid", "index", "open_interest", "volume_24h", "prev_day_price", "last"):
         check_optional_decimal(getattr(event, field), f"Ticker.{field}")
     check_optional_decimal(event.funding_rate, "Ticker.funding_rate", signed=True)
     check_optional_time(event.time_ms, "Ticker.time_ms")
@@ -226,6 +241,8 @@ def _bbo(event: Bbo) -> None:
 def _all_mids(event: AllMids) -> None:
     if type(event.mids) is not dict:
         _fail("AllMids.mids", "is not a dict", event.mids)
+    if type(event.partial) is not bool:
+        _fail("AllMids.partial", "is not a bool", event.partial)
     for market, mid in event.mids.items():
         check_name(market, "AllMids market")
         check_size(mid, f"AllMids[{market!r}]")
@@ -234,6 +251,7 @@ def _all_mids(event: AllMids) -> None:
 _EVENT_CHECKS: dict[type, Any] = {
     BookSnapshot: _book_snapshot,
     BookDelta: _book_delta,
+    BookInvalidated: _book_invalidated,
     Trades: _trades,
     Candle: _candle,
     CandleHistory: _candle_history,
@@ -251,6 +269,11 @@ def check_event(event: Any) -> None:
     check(event)
 
 
+def _check_request_id(value: Any, what: str) -> None:
+    if type(value) is not int or not 0 <= value < 2**64:
+        _fail(what, "is not an int in [0, 2**64)", value)
+
+
 def check_item(item: Any) -> None:
     """Assert that one item of ``adapter.decode()``'s result is valid."""
     kind = type(item)
@@ -263,13 +286,19 @@ def check_item(item: Any) -> None:
             _fail("Data.route", "is not hashable", item.route)
         check_event(item.event)
     elif kind is Ack:
-        if type(item.subscription) is not dict:
+        if item.subscription is None and item.request_id is not None:
+            _check_request_id(item.request_id, "Ack.request_id")
+        elif type(item.subscription) is not dict:
             _fail("Ack.subscription", "is not a dict", item.subscription)
+        elif item.request_id is not None:
+            _check_request_id(item.request_id, "Ack.request_id")
         if type(item.unsubscribe) is not bool:
             _fail("Ack.unsubscribe", "is not a bool", item.unsubscribe)
     elif kind is VenueError:
         if type(item.message) is not str:
             _fail("VenueError.message", "is not a str", item.message)
+        if item.request_id is not None:
+            _check_request_id(item.request_id, "VenueError.request_id")
     elif kind not in (Pong, Ignored):
         _fail("decoded item", "is not Data, Ack, VenueError, Pong or Ignored", item)
 
@@ -303,6 +332,9 @@ def check_markets(markets: Any, venue: Venue) -> None:
         check_name(info.market, f"{what}.market")
         check_name(info.display, f"{what}.display")
         check_name(info.kind, f"{what}.kind")
+        for field in ("event", "outcome"):
+            if getattr(info, field) is not None:
+                check_name(getattr(info, field), f"{what}.{field}")
         for field in ("price_decimals", "size_decimals"):
             value = getattr(info, field)
             if value is not None and (type(value) is not int or not 0 <= value <= 30):

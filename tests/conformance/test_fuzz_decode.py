@@ -9,7 +9,8 @@ captured over a real socket once per session (:func:`~tests.conformance.venues.c
 Hypothesis runs derandomized with no example database and a bounded number of examples
 (``PERPTERM_FUZZ_EXAMPLES``, default 150), so a run is deterministic and short; the exhaustive
 tests walk every field of every frame shape with a fixed list of hostile values and report every
-kind of failure at once.
+kind of failure at once. One test looks across frames instead: every event a stream gets, pushed or
+fetched, names that stream's market.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from app.model import AllMids
 from app.venues.base import Ack, Data, DecodeError, Pong, VenueAdapter, VenueError
 from tests.conformance.invariants import InvariantError, check_decoded, check_events, check_markets
 from tests.conformance.mutations import (
@@ -46,7 +48,17 @@ from tests.conformance.mutations import (
     paths,
     set_at,
 )
-from tests.conformance.venues import CASES, Replay, RestCall, Samples, capture, case_ids, missing_cases
+from tests.conformance.venues import (
+    CASES,
+    Replay,
+    ReplayExhausted,
+    RestCall,
+    Samples,
+    capture,
+    case_ids,
+    missing_cases,
+    rest_replaced,
+)
 
 # Examples per hypothesis test and venue; raise it for a longer hunt (the run stays deterministic).
 EXAMPLES = int(os.environ.get("PERPTERM_FUZZ_EXAMPLES", "150"))
@@ -157,18 +169,28 @@ def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
     raise AssertionError("the adapter awaited something besides its RestClient")
 
 
-def rest_conforms(samples: Samples, call: RestCall, responses: list[Any]) -> None:
+def rest_conforms(samples: Samples, call: RestCall, responses: list[Any], *, complete: bool = False) -> Any:
+    """The property for REST: ``DecodeError``, a failed request (the adapter asked for more than
+    the venue answered), or valid results (returned). With ``complete`` (good answers), exactly
+    the answers given are used and the results are valid."""
     adapter = samples.case.offline_adapter()
-    adapter.rest = Replay(responses)  # type: ignore[assignment]
+    replay = Replay(responses)  # every RestClient of the adapter answers from the one list, in order
     try:
-        with app_recursion_limit():
+        with rest_replaced(adapter, lambda client: replay), app_recursion_limit():
             result = run_now(call.run(adapter))
     except DecodeError:
-        return
+        assert not complete, "good REST answers did not parse"
+        return None
+    except ReplayExhausted:
+        assert not complete, "the adapter asked for more than it did against the emulator"
+        return None
+    if complete:
+        assert replay.calls == len(responses), f"{call.name}: {replay.calls} of {len(responses)} answers used"
     if call.markets:
         check_markets(result, samples.case.venue)
     else:
         check_events(result)
+    return result
 
 
 def _short(frame: Any, limit: int = 400) -> str:
@@ -207,8 +229,41 @@ def test_good_frames_decode_and_cover_every_channel(samples: Samples, adapter: V
     missing = [str(key) for key in case.sample_keys if adapter.route(key) not in routes]
     assert not missing, f"no data frame captured for {missing}"
     assert Ack in kinds
-    assert VenueError in kinds or not case.bad_keys
+    assert VenueError in kinds or not (case.bad_keys or case.bad_requests)
     assert Pong in kinds or adapter.ping_message() is None
+
+
+def _markets_named(event: Any) -> set[str]:
+    """The markets an event (not an all-mids map) names, its items' included."""
+    items = getattr(event, "trades", None) or getattr(event, "candles", None) or []
+    return {event.market, *(item.market for item in items)}
+
+
+def test_every_event_of_a_stream_names_its_market(samples: Samples, adapter: VenueAdapter) -> None:
+    """Each frame may be valid and a stream still inconsistent: whether pushed on its socket or
+    fetched by its REST snapshot, every event a stream gets names the stream's own market (as its
+    key, and so the venue's listings, name it); an all-mids map names the markets its stream's
+    snapshot names (listed markets where it has none). Otherwise a snapshot and the pushes after
+    it describe two markets, or a partial map update adds names beside the ones it should update."""
+    (listing,) = [call for call in samples.rest if call.markets]
+    listed = {info.market for info in rest_conforms(samples, listing, copy.deepcopy(listing.responses), complete=True)}
+    fetched = {call.key: rest_conforms(samples, call, copy.deepcopy(call.responses), complete=True) for call in samples.rest if call.key}
+    problems: set[str] = set()
+    for keys, frames in samples.by_socket:
+        data = [item for frame in frames for item in decode_conforms(adapter, frame) or () if isinstance(item, Data)]
+        for key in keys:
+            pushed = [item.event for item in data if item.route == adapter.route(key)]
+            snapshot_names = {name for event in fetched.get(key, []) if isinstance(event, AllMids) for name in event.mids}
+            for origin, events in (("pushed", pushed), ("fetched", fetched.get(key, []))):
+                for event in events:
+                    kind = type(event).__name__
+                    if isinstance(event, AllMids):
+                        if unknown := sorted(set(event.mids) - (snapshot_names or listed)):
+                            whose = "its snapshot's" if snapshot_names else "listed"
+                            problems.add(f"{key} {origin} {kind} names markets that are not {whose}: {unknown[:4]}")
+                    elif others := sorted(_markets_named(event) - {key.market}):
+                        problems.add(f"{key} {origin} {kind} names {others} instead of {key.market!r}")
+    assert not problems, "\n".join(sorted(problems))
 
 
 # --- exhaustive: every field of every frame shape, every hostile value -----------------------------
@@ -330,7 +385,7 @@ def test_rest_samples_parse(samples: Samples) -> None:
     assert samples.rest, "no REST-using operation was captured (snapshot or markets)"
     assert any(call.markets for call in samples.rest)
     for call in samples.rest:
-        rest_conforms(samples, call, copy.deepcopy(call.responses))
+        rest_conforms(samples, call, copy.deepcopy(call.responses), complete=True)
 
 
 @FUZZ

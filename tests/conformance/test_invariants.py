@@ -10,6 +10,7 @@ from app.model import (
     AllMids,
     Bbo,
     BookDelta,
+    BookInvalidated,
     BookSnapshot,
     Candle,
     CandleHistory,
@@ -53,6 +54,9 @@ VALID: list[Any] = [
     Bbo("ETH", None, None),
     AllMids({"BTC": "95815.5", "PURR/USDC": "0.2"}),
     AllMids({}),
+    AllMids({"BTCUSDT": "95815.5"}, partial=True),
+    Ticker("spot:BTCUSDT", last="97000.12", volume_24h="12.5"),
+    BookInvalidated("4195", "tick size changed to 0.001"),
 ]
 
 INVALID: list[tuple[str, Any]] = [
@@ -89,6 +93,13 @@ INVALID: list[tuple[str, Any]] = [
     ("bbo level", Bbo("ETH", ("0", "1"), None)),
     ("mids value", AllMids({"BTC": "Infinity"})),
     ("mids key", AllMids({"": "1"})),
+    ("mids partial not bool", AllMids({}, partial=1)),  # type: ignore[arg-type]
+    ("ticker last text", Ticker("BTC", last="1e5")),
+    ("ticker last float", Ticker("BTC", last=1.5)),  # type: ignore[arg-type]
+    ("invalidated reason empty", BookInvalidated("4195", "")),
+    ("invalidated reason long", BookInvalidated("4195", "x" * 301)),
+    ("invalidated reason not str", BookInvalidated("4195", None)),  # type: ignore[arg-type]
+    ("invalidated market", BookInvalidated("", "tick")),
     ("not an event", object()),
 ]
 
@@ -107,7 +118,10 @@ def test_invalid_values_are_refused(why: str, event: Any) -> None:
 
 def test_control_items() -> None:
     check_decoded([Ack({"type": "l2Book"}), VenueError("no"), Pong(), Ignored()])
-    for bad in ([Ack("l2Book")], [VenueError(5)], [Data(["unhashable"], VALID[0])], ["not an item"]):
+    check_decoded([Ack(request_id=7), Ack(request_id=2**64 - 1, unsubscribe=True), VenueError("bad", None, 0)])
+    for bad in ([Ack("l2Book")], [VenueError(5)], [Data(["unhashable"], VALID[0])], ["not an item"], [Ack()],
+                [Ack(request_id=-1)], [Ack(request_id=True)], [Ack(request_id=2**64)], [Ack(request_id="7")],
+                [VenueError("bad", None, -1)], [VenueError("bad", None, 1.0)]):  # fmt: skip
         with pytest.raises(InvariantError):
             check_decoded(bad)
     with pytest.raises(InvariantError):
@@ -116,7 +130,10 @@ def test_control_items() -> None:
 
 def test_market_listings() -> None:
     check_markets([MarketInfo(Venue.HYPERLIQUID, "@1", "HYPE/USDC", "spot", 4, 2)], Venue.HYPERLIQUID)
+    check_markets([MarketInfo(Venue.POLYMARKET, "4195", "Rain? · Yes", "prediction", 2, 2, "0xab", "Yes")], Venue.POLYMARKET)
     for bad in (MarketInfo(Venue.ASTER, "BTC", "BTC", "perp"), MarketInfo(Venue.HYPERLIQUID, "", "x", "perp"),
-                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", -1)):  # fmt: skip
+                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", -1),
+                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", event=""),
+                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", outcome=5)):  # type: ignore[arg-type]  # fmt: skip
         with pytest.raises(InvariantError):
             check_markets([bad], Venue.HYPERLIQUID)

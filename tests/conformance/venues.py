@@ -8,16 +8,20 @@ poison test uses the case's book hooks.
 
 Adding a venue (its adapter in ``ADAPTERS``, its emulator on :class:`app.sim.server.EmulatorServer`)::
 
-    ASTER = VenueCase(
-        venue=Venue.ASTER,
-        emulator=AsterEmulator,
-        sample_keys=keys(Venue.ASTER, (Channel.BOOK, "BTCUSDT"), (Channel.TRADES, "BTCUSDT"), ...),
-        bad_keys=keys(Venue.ASTER, (Channel.BOOK, "NOPE")),   # or () if it cannot refuse one
-        book_market="ETHUSDT",
+    PERPEX = VenueCase(
+        venue=Venue.PERPEX,
+        emulator=PerpexEmulator,
+        sample_keys=keys(Venue.PERPEX, (Channel.BOOK, "BTC-PERP"), (Channel.TRADES, "BTC-PERP"), ...),
+        bad_keys=keys(Venue.PERPEX, (Channel.BOOK, "NOPE")),   # or () if it cannot refuse one
+        book_market="ETH-PERP",
         emulator_book=lambda server, market: ...,            # its book as ([(px, sz)], [(px, sz)])
         book_message=lambda server, market, bids, asks: {...},  # a book frame (JSON value) of these levels
     )
-    CASES = (HYPERLIQUID, ASTER)
+    CASES = (HYPERLIQUID, ASTER, POLYMARKET, PERPEX)
+
+A venue that refuses no subscription can still have its error frames captured with
+``bad_requests`` (raw client messages it answers with an error); ``capture_extra`` drives the
+emulator through what plain market steps rarely show (a tick size change, an older frame shape).
 """
 
 from __future__ import annotations
@@ -28,21 +32,31 @@ import copy
 import functools
 import inspect
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import websockets
+import yarl
 
 from app.model import Channel, Level, StreamKey, Venue, freeze_params
+from app.rest import RestClient, RestError
+from app.sim.aster import AsterEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
+from app.sim.polymarket import PolymarketEmulator
+from app.sim.predictions import DEFAULT_MARKETS, BinaryMarket
 from app.sim.server import EmulatorServer
 from app.venues import ADAPTERS, build_adapter
 from app.venues.base import Endpoint, VenueAdapter
 from tests.conformance.mutations import Pool, strings_in, trimmed
 
 BookLevels = tuple[list[Level], list[Level]]
+
+#: Every emulator's virtual clock starts here (2026-06-01T12:00:30Z; mid-minute, so the first
+#: steps stay in one candle), not at the wall clock: the captured frames, and so the derandomized
+#: fuzz examples built from them, are the same on every run.
+START_MS = 1_780_315_230_000
 
 
 def keys(venue: Venue, *specs: tuple[Any, ...]) -> tuple[StreamKey, ...]:
@@ -59,12 +73,17 @@ class VenueCase:
 
     ``sample_keys``: streams to capture good frames from, at least one per channel the adapter has
     (more where frames differ, e.g. a spot and a perp ticker). ``bad_keys``: subscriptions the venue
-    refuses, to capture its error frames. ``book_market``: the market of the live poison test.
+    refuses, to capture its error frames. ``bad_requests``: raw client messages the venue answers
+    with an error (for a venue that refuses no subscription), sent on the first socket after the
+    subscribe. ``book_market``: the market of the live poison test.
     ``emulator_book(server, market)``: the emulator's current book, best first, as the client's
     ``OrderBook.levels()`` shows it. ``book_message(server, market, bids, asks)``: a JSON value the
     venue would push as a full book of ``market`` with exactly these levels (any types: the poison
     test puts hostile values in them), timestamped now; for a venue that pushes deltas, the message
-    the client applies as a whole book (a partial-depth snapshot, or a delta continuing the chain).
+    the client applies as a whole book (a partial-depth snapshot, or a delta continuing the chain
+    that sets these levels and removes every other one: ``book_is_delta``).
+    ``capture_steps``: market steps during the capture (enough for every sample key to get data);
+    ``capture_extra(server)``: run after them, to make the emulator send what plain steps rarely do.
     """
 
     venue: Venue
@@ -75,6 +94,10 @@ class VenueCase:
     emulator_book: Callable[[Any, str], BookLevels]
     book_message: Callable[[Any, str, Sequence[Any], Sequence[Any]], Any]
     emulator_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    bad_requests: tuple[str, ...] = ()
+    book_is_delta: bool = False
+    capture_steps: int = 3
+    capture_extra: Callable[[Any], Awaitable[None]] | None = None
     seed: int = 7
     advance_ms: int = 1000  # one step of the emulator's clock: long enough for every periodic push
 
@@ -85,9 +108,15 @@ class VenueCase:
     def adapter(self, endpoint: Endpoint) -> VenueAdapter:
         return build_adapter(self.venue, endpoint)
 
+    def endpoint(self, server: EmulatorServer) -> Endpoint:
+        """The endpoint of a running emulator, with the further URLs it advertises (Aster's spot
+        streams are on another path)."""
+        return Endpoint(server.ws_url, server.http_url, tuple(server.extra_urls().items()))
+
     def start_emulator(self, **overrides: Any) -> EmulatorServer:
-        """The case's emulator, deterministic (``autostep=False``): ``async with`` it."""
-        kwargs = {"seed": self.seed, "autostep": False, "idle_timeout": 30.0, **self.emulator_kwargs, **overrides}
+        """The case's emulator, deterministic (``autostep=False``, clock from :data:`START_MS`):
+        ``async with`` it."""
+        kwargs = {"seed": self.seed, "autostep": False, "idle_timeout": 30.0, "start_ms": START_MS, **self.emulator_kwargs, **overrides}
         return self.emulator(**kwargs)
 
     def offline_adapter(self) -> VenueAdapter:
@@ -130,8 +159,162 @@ HYPERLIQUID = VenueCase(
     book_message=_hyperliquid_book_message,
 )
 
+
+# --- Aster ----------------------------------------------------------------------------------------
+# Perps and spot are two connection groups (two stream paths); a spot market is "spot:<SYMBOL>".
+# Symbols differ between the perp and the spot sample of a channel where they can, because routes
+# name the symbol only (unique within one socket): the coverage check then tells them apart.
+
+
+def _aster_book(server: AsterEmulator, market: str) -> BookLevels:
+    """The emulator's published book (the one its diff-depth stream and REST depth describe)."""
+    listing = server.listing(market)
+    bids = [(listing.px(t), listing.qty(q)) for t, q in sorted(listing.bids.items(), reverse=True)]
+    asks = [(listing.px(t), listing.qty(q)) for t, q in sorted(listing.asks.items())]
+    return bids, asks
+
+
+def _aster_book_message(server: AsterEmulator, market: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
+    """A combined-stream ``depthUpdate`` that continues the chain the client holds (``pu`` is the
+    last id the emulator published, which the client's book has reached, either by its deltas or
+    by the REST snapshot's ``lastUpdateId``), sets these levels and removes every other level of
+    the published book, so the client then holds exactly these levels.
+
+    The emulator does not know of it: its next update still names its own last id as ``pu``, so
+    an applied message of this kind is a gap the client must see and resync from (perps; on spot
+    the next update could reuse its ids, so ``book_market`` is a perp)."""
+    symbol = market.removeprefix("spot:")
+    try:
+        listing = server.listing(market)
+    except KeyError:  # a market the venue does not list (the poison "other markets")
+        last, zero, book_bids, book_asks = 1, "0", [], []
+    else:
+        last, zero = listing.update_id, listing.qty(0)  # zero as the venue writes it ("0.000")
+        book_bids, book_asks = _aster_book(server, market)
+
+    def removed(book: list[Level], kept: Sequence[Any]) -> list[list[str]]:
+        prices = {level[0] for level in kept if isinstance(level, tuple) and isinstance(level[0], str)}
+        return [[px, zero] for px, _ in book if px not in prices]
+
+    now = server.now_ms()
+    return {
+        "stream": f"{symbol.lower()}@depth@100ms",
+        "data": {
+            "e": "depthUpdate", "E": now, "T": now, "s": symbol, "U": last + 1, "u": last + 1, "pu": last,
+            "b": [[px, sz] for px, sz in bids] + removed(book_bids, bids),
+            "a": [[px, sz] for px, sz in asks] + removed(book_asks, asks),
+        },
+    }  # fmt: skip
+
+
+ASTER = VenueCase(
+    venue=Venue.ASTER,
+    emulator=AsterEmulator,
+    sample_keys=keys(
+        Venue.ASTER,
+        (Channel.BOOK, "BTCUSDT"),
+        (Channel.BOOK, "spot:ASTERUSDT"),  # spot ids chain by U == previous u + 1
+        (Channel.TRADES, "BTCUSDT"),
+        (Channel.TRADES, "spot:ASTERUSDT"),  # spot aggTrade has "M"
+        (Channel.CANDLES, "ETHUSDT", {"interval": "1m"}),
+        (Channel.CANDLES, "spot:BTCUSDT", {"interval": "1m"}),
+        (Channel.TICKER, "BTCUSDT"),  # 24hrTicker and markPriceUpdate
+        (Channel.TICKER, "spot:ASTERUSDT"),  # 24hrTicker only
+        (Channel.BBO, "SOLUSDT"),
+        (Channel.BBO, "spot:BTCUSDT"),  # spot bookTicker has no event type
+        (Channel.ALL_MIDS,),
+        (Channel.ALL_MIDS, "", {"kind": "spot"}),
+    ),
+    # Unknown streams are acknowledged and silent (Binance's behaviour): no key is refused, but a
+    # malformed request is (its error names the request's id where it had one).
+    bad_keys=(),
+    bad_requests=(
+        '{"method":"SUBSCRIBE","params":"btcusdt@aggTrade","id":77}',
+        '{"method":"RESUBSCRIBE","params":[],"id":78}',
+        "not json",
+    ),
+    book_market="ETHUSDT",
+    emulator_book=_aster_book,
+    book_message=_aster_book_message,
+    book_is_delta=True,
+)
+
+
+# --- Polymarket -----------------------------------------------------------------------------------
+# Markets are outcome-token ids (the emulator derives them from its seed and each market's slug).
+
+
+@functools.cache
+def _polymarket_tokens(seed: int) -> dict[str, tuple[str, str]]:
+    """``slug -> (YES token, NO token)`` of the emulator's default markets for ``seed``."""
+    return {spec.slug: BinaryMarket(spec, seed, 0).token_ids for spec in DEFAULT_MARKETS}
+
+
+_PM_SEED = 7
+_PM_BUSY = _polymarket_tokens(_PM_SEED)["nba-lal-bos-2026-06-12"]  # the most trades and maker actions
+_PM_SLOW = _polymarket_tokens(_PM_SEED)["will-btc-close-above-120k-in-2026"]
+
+
+def _polymarket_book(server: PolymarketEmulator, token: str) -> BookLevels:
+    bids, asks = server.book(token)
+    return list(bids), list(asks)
+
+
+def _polymarket_book_message(server: PolymarketEmulator, token: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
+    """A ``book`` event (the venue's full book, levels worst to best as it sends them)."""
+    found = server.model.token(token)
+    condition = found[0].condition_id if found is not None else "0x" + "0" * 64
+    tick = server.book_summary(token)["tick_size"] if found is not None else "0.01"
+    side = lambda levels: [{"price": px, "size": sz} for px, sz in reversed(list(levels))]  # noqa: E731
+    return {
+        "event_type": "book", "market": condition, "asset_id": token, "timestamp": str(server.now_ms()),
+        "hash": "0" * 40, "bids": side(bids), "asks": side(asks), "tick_size": tick, "last_trade_price": "",
+    }  # fmt: skip
+
+
+async def _polymarket_extra(server: PolymarketEmulator) -> None:
+    """A tick size change (``tick_size_change`` and a fresh ``book``), then steps in the legacy
+    ``price_change`` shape (one frame per asset with ``changes``), then the other legacy shape
+    (one change inline), sent through the emulator's socket since it never produces that one."""
+    await server.change_tick_size(_PM_SLOW[0], "0.001")
+    server.legacy_price_change = True
+    try:
+        for _ in range(2):
+            await server.advance(1000)
+    finally:
+        server.legacy_price_change = False
+    bids, _ = server.book(_PM_BUSY[0])
+    bid_px, bid_sz = bids[0]
+    flat = {
+        "asset_id": _PM_BUSY[0], "event_type": "price_change", "market": server.model.token(_PM_BUSY[0])[0].condition_id,
+        "price": bid_px, "side": "BUY", "size": bid_sz, "timestamp": str(server.now_ms()), "hash": "0" * 40,
+    }  # fmt: skip
+    await server.inject(orjson.dumps(flat).decode())
+
+
+POLYMARKET = VenueCase(
+    venue=Venue.POLYMARKET,
+    emulator=PolymarketEmulator,
+    # A fresh book on every step of the poison test: the venue's only repair of a wrong book.
+    emulator_kwargs={"book_refresh_interval": 1.0},
+    sample_keys=keys(
+        Venue.POLYMARKET,
+        (Channel.BOOK, _PM_BUSY[0]),
+        (Channel.BOOK, _PM_SLOW[0]),
+        (Channel.TRADES, _PM_BUSY[0]),
+        (Channel.TRADES, _PM_BUSY[1]),
+    ),
+    bad_keys=(),  # unknown token ids get no answer at all
+    book_market=_PM_BUSY[0],
+    emulator_book=_polymarket_book,
+    book_message=_polymarket_book_message,
+    capture_steps=6,
+    capture_extra=_polymarket_extra,
+    seed=_PM_SEED,
+)
+
 #: Every venue the harness runs; one per adapter in ``app.venues.ADAPTERS``.
-CASES: tuple[VenueCase, ...] = (HYPERLIQUID,)
+CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET)
 
 
 def case_ids(case: VenueCase) -> str:
@@ -153,6 +336,7 @@ class RestCall:
     run: Callable[[VenueAdapter], Any]  # adapter -> coroutine (snapshot(key) or markets())
     responses: list[Any]
     markets: bool = False
+    key: StreamKey | None = None  # the stream a snapshot is for
 
     def __repr__(self) -> str:
         return f"<RestCall {self.name}: {len(self.responses)} answer(s)>"
@@ -163,11 +347,14 @@ class RestCall:
 
 @dataclass(repr=False)
 class Samples:
-    """What a venue's emulator really sent: raw WebSocket frames and REST answers."""
+    """What a venue's emulator really sent: raw WebSocket frames and REST answers; ``by_socket``:
+    the frames of each sample socket with the keys it carried (a route is unique on one socket
+    only: Aster's perp and spot sockets both carry ``("all",)``)."""
 
     case: VenueCase
     frames: list[str | bytes]
     rest: list[RestCall]
+    by_socket: list[tuple[tuple[StreamKey, ...], list[str | bytes]]] = field(default_factory=list)  # sample sockets
 
     def __repr__(self) -> str:  # short: hypothesis prints the arguments of a failing test
         return f"<Samples of {self.case.name}: {len(self.frames)} frames, {len(self.rest)} REST operations>"
@@ -194,7 +381,7 @@ class Samples:
     @functools.cached_property
     def small_rest(self) -> list[RestCall]:
         """:attr:`rest` with long arrays in the answers cut to three items."""
-        return [RestCall(c.name, c.run, [trimmed(body) for body in c.responses], c.markets) for c in self.rest]
+        return [RestCall(c.name, c.run, [trimmed(body) for body in c.responses], c.markets, c.key) for c in self.rest]
 
     @functools.cached_property
     def words(self) -> list[str]:
@@ -213,12 +400,13 @@ class Samples:
 
 
 class _Recorder:
-    """Stands in for the adapter's RestClient: forwards every request method (``post_json``,
-    ``get_json``, ...) to the real one and records each answer."""
+    """Stands in for one of the adapter's RestClients: forwards every request method
+    (``post_json``, ``get_json``, ...) to the real one and records each answer in ``responses``
+    (shared by the recorders of one adapter, so the answers stay in the order they came)."""
 
-    def __init__(self, rest: Any) -> None:
+    def __init__(self, rest: Any, responses: list[Any]) -> None:
         self.rest = rest
-        self.responses: list[Any] = []
+        self.responses = responses
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.rest, name)
@@ -236,22 +424,52 @@ class _Recorder:
         await self.rest.close()
 
 
+@contextlib.contextmanager
+def rest_replaced(adapter: VenueAdapter, make: Callable[[Any], Any]) -> Any:
+    """Every RestClient the adapter holds (``rest``, and any other, e.g. Aster's ``spot_rest``)
+    replaced by ``make(client)`` (one replacement per distinct client) while the block runs."""
+    clients = {name: value for name, value in vars(adapter).items() if isinstance(value, RestClient)}
+    made: dict[int, Any] = {}
+    for name, client in clients.items():
+        if id(client) not in made:
+            made[id(client)] = make(client)
+        setattr(adapter, name, made[id(client)])
+    try:
+        yield
+    finally:
+        for name, client in clients.items():
+            setattr(adapter, name, client)
+
+
+class ReplayExhausted(RestError):
+    """The adapter asked for more than the venue answered (e.g. one more page after a mutated
+    cursor): to the adapter, a failed request like any other."""
+
+
 class Replay:
     """A RestClient that answers every request method (``post_json``, ``get_json``, ...) with
-    prepared bodies, in order, without a socket."""
+    prepared bodies, in order, without a socket. Query parameters are put in a URL as aiohttp
+    does (so a value it cannot send raises here as it would there); a request beyond the prepared
+    answers fails with :class:`ReplayExhausted`."""
 
     def __init__(self, responses: Sequence[Any]) -> None:
         self.responses = list(responses)
         self.calls = 0
+        self.exhausted = False
         self.limiter = None
 
     def __getattr__(self, name: str) -> Any:
         if not name.endswith("_json"):
             raise AttributeError(name)
+        real = inspect.signature(getattr(RestClient, name))
 
         async def request(path: str, *args: Any, **kwargs: Any) -> Any:
+            params = real.bind(None, path, *args, **kwargs).arguments.get("params")
+            if params is not None:
+                yarl.URL("http://replay.invalid").with_path(path).extend_query(params)
             if self.calls >= len(self.responses):
-                raise AssertionError(f"unexpected REST request {name} {path}")
+                self.exhausted = True
+                raise ReplayExhausted(f"{name} {path}: no answer")
             self.calls += 1
             return self.responses[self.calls - 1]
 
@@ -328,54 +546,60 @@ def _sockets(adapter: VenueAdapter, keys: Sequence[StreamKey]) -> list[_Socket]:
     return [_Socket(adapter, members, group) for group, members in groups.items()]
 
 
-async def capture_async(case: VenueCase, steps: int = 3) -> Samples:
+async def capture_async(case: VenueCase) -> Samples:
     """Run the case's emulator and record its frames and REST answers over real sockets: the
-    greeting, a pong, the acks and first frames of every sample key (in one request per socket),
-    the errors for the bad keys (in a request of their own), ``steps`` market moves, and an
-    unsubscribe ack."""
+    greeting, the acks and first frames of every sample key (in one request per socket), the
+    errors for the bad keys (in a request of their own) and the bad requests, a pong (pinged after
+    the subscribe: a venue may refuse anything else as a socket's first message), the case's
+    ``capture_steps`` market moves and ``capture_extra``, and an unsubscribe ack."""
     frames: list[str | bytes] = []
     rest: list[RestCall] = []
+    received: dict[int, list[str | bytes]] = {}
     async with case.start_emulator() as server, contextlib.AsyncExitStack() as stack:
-        adapter = case.adapter(Endpoint(server.ws_url, server.http_url))
-        stack.push_async_callback(adapter.rest.close)
+        adapter = case.adapter(case.endpoint(server))
+        stack.push_async_callback(adapter.close)
         sockets = _sockets(adapter, case.sample_keys)
         bad = _sockets(adapter, case.bad_keys)
         for socket in (*sockets, *bad):
             await socket.open(stack)
 
         async def drain(quiet: float) -> None:
-            for received in await asyncio.gather(*(_drain(socket.ws, quiet) for socket in (*sockets, *bad))):
-                frames.extend(received)
+            every = (*sockets, *bad)
+            for socket, got in zip(every, await asyncio.gather(*(_drain(socket.ws, quiet) for socket in every)), strict=True):
+                frames.extend(got)
+                received.setdefault(id(socket), []).extend(got)
 
         await drain(0.3)  # greetings, if the venue sends them
-        for socket in (*sockets, *bad):
-            if (ping := adapter.ping_message()) is not None:
-                await socket.ws.send(ping)
         for socket in sockets:
             await socket.send(socket.subscribe(socket.keys, initial=True))
         for socket in bad:
             await socket.send(socket.subscribe(socket.keys, initial=True))
-        await drain(0.3)  # acks, errors, first snapshots and backlogs
-        for _ in range(steps):
+        for socket in (*sockets, *bad):
+            if (ping := adapter.ping_message()) is not None:
+                await socket.ws.send(ping)
+        await sockets[0].send(case.bad_requests)
+        await drain(0.3)  # acks, errors, first snapshots and backlogs, pongs
+        for _ in range(case.capture_steps):
             await server.advance(case.advance_ms)
+            await drain(0.1)
+        if case.capture_extra is not None:
+            await case.capture_extra(server)
             await drain(0.1)
         await sockets[0].send(sockets[0].unsubscribe(sockets[0].keys[:1]))
         await drain(0.1)
         for key in case.sample_keys:
-            rest.append(await _record(adapter, f"snapshot {key}", lambda a, key=key: a.snapshot(key)))
+            rest.append(await _record(adapter, f"snapshot {key}", lambda a, key=key: a.snapshot(key), key=key))
         rest.append(await _record(adapter, "markets", lambda a: a.markets(), markets=True))
-    return Samples(case, frames, [call for call in rest if call.responses])
+    by_socket = [(tuple(socket.keys), received.get(id(socket), [])) for socket in sockets]
+    return Samples(case, frames, [call for call in rest if call.responses], by_socket)
 
 
-async def _record(adapter: VenueAdapter, name: str, run: Callable[[VenueAdapter], Any], markets: bool = False) -> RestCall:
-    real = adapter.rest
-    recorder = _Recorder(real)
-    adapter.rest = recorder  # type: ignore[assignment]
-    try:
+async def _record(adapter: VenueAdapter, name: str, run: Callable[[VenueAdapter], Any], markets: bool = False,
+                  key: StreamKey | None = None) -> RestCall:  # fmt: skip
+    responses: list[Any] = []
+    with rest_replaced(adapter, lambda client: _Recorder(client, responses)):
         await run(adapter)
-    finally:
-        adapter.rest = real
-    return RestCall(name, run, recorder.responses, markets)
+    return RestCall(name, run, responses, markets, key)
 
 
 @functools.cache
