@@ -10,7 +10,9 @@ that feeds state, in the order they were taken in (the order they were applied):
      "path": "GET /fapi/v1/depth?symbol=BTCUSDT&limit=1000", "frame": "{\\"lastUpdateId\\":...}"}
 
 ``t`` is the receipt time (unix seconds), ``conn`` the connection's label (see
-:func:`connection_label`: it names the connection group, which replay needs to route frames),
+:func:`connection_label`: it names the connection group, which replay needs to route frames;
+from the connection's second session on, after a reconnect, it ends in ``/N``, see
+:func:`session_label`, so that replay clears the streams where the live client did),
 ``path`` the WebSocket URL's path (never its query string, which may carry a key) or the REST
 request as ``METHOD path?query body`` with secret-looking parameters removed, and ``frame`` the
 raw text as it arrived. A binary frame that is not UTF-8 (no venue we speak sends one) is stored
@@ -119,6 +121,20 @@ def group_of_label(venue: str, label: str) -> Hashable:
     rest = label[len(venue) :] if label.startswith(venue) else ""
     name = rest.partition("#")[0]
     return name[1:] if name.startswith("-") and len(name) > 1 else ()
+
+
+def session_label(label: str, session: int) -> str:
+    """The label recorded for a connection's ``session``-th socket: the label itself for the
+    first, ``hyperliquid#1/2`` for the second, and so on."""
+    return label if session <= 1 else f"{label}/{session}"
+
+
+def split_session(conn: str) -> tuple[str, int]:
+    """A recorded ``conn`` as (connection label, session number): the inverse of :func:`session_label`."""
+    label, sep, number = conn.rpartition("/")
+    if sep and number.isascii() and number.isdigit() and int(number) >= 2:
+        return label, int(number)
+    return conn, 1
 
 
 # --- the recorder --------------------------------------------------------------------------------

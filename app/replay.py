@@ -20,9 +20,8 @@ through the same adapters, connections' routing, book syncs and service ingest a
   driven by the recording at its recorded pace (scaled by ``--speed``; 0 is as fast as possible),
   or, headless, the final book of every (venue, market) as one JSON object.
 
-What a replay cannot know is when the live client reconnected (it clears its streams then); the
-book syncs make the difference invisible for books (a gap, then the snapshot the live client
-fetched after reconnecting), and a trade tape may keep a backlog frame the live one dropped.
+A reconnect is in the recording too (the label's session suffix, ``hyperliquid#1/2``): there the
+replay clears the connection's streams and starts them over, as the live client did.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from app.model import (
     Venue,
     freeze_params,
 )
-from app.record import FIELDS, KINDS, group_of_label
+from app.record import FIELDS, KINDS, group_of_label, split_session
 from app.service import Subscription, SubscriptionService
 from app.state import BookData, Stream
 from app.supervisor import Connection
@@ -145,6 +144,7 @@ class ReplayConnection(Connection):
         super().__init__(adapter, label, sink, group=group)
         self._replay = sink
         self._retired: set[Hashable] = set()  # routes whose stream a newer connection took over
+        self.session = 1
         self.unmatched = 0  # REST lines that name no stream
 
     def start(self) -> None:
@@ -155,6 +155,17 @@ class ReplayConnection(Connection):
 
     def _retry_refused(self, stream: Stream) -> None:
         """The live client's retry is in the recording (or was never answered)."""
+
+    def reconnected(self, session: int) -> None:
+        """The live connection opened its ``session``-th socket here: its streams are rebuilt
+        from what the venue sends now, as :meth:`Connection._resubscribe_all` does (nothing sent)."""
+        self.session = session
+        self.reconnects += 1
+        for stream in self.streams.values():
+            if stream.last_data_at is not None:
+                stream.data.clear()
+                self._sink.set_stream_state(stream, StreamState.RESYNCING, "resubscribing")
+            stream.begin()
 
     def feed_ws(self, frame: str | bytes) -> None:
         self._receive(frame)
@@ -217,9 +228,13 @@ class ReplayService(SubscriptionService):
     # --- feeding ------------------------------------------------------------------------------
 
     def feed(self, entry: Entry) -> None:
-        connection = self._replayed.get((entry.venue, entry.conn))
+        label, session = split_session(entry.conn)
+        connection = self._replayed.get((entry.venue, label))
         if connection is None:
-            connection = self._replay_connection(entry.venue, entry.conn)
+            connection = self._replay_connection(entry.venue, label)
+            connection.session = session
+        elif session != connection.session:
+            connection.reconnected(session)
         if entry.kind == "ws":
             connection.feed_ws(entry.frame)
         else:

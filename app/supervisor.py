@@ -39,7 +39,7 @@ from app.model import (
     StreamState,
     Trades,
 )
-from app.record import Recorder, record_snapshots
+from app.record import Recorder, record_snapshots, session_label
 from app.rest import RestError
 from app.state import BookData, Stream
 from app.logsafe import QuietLog, escape
@@ -150,6 +150,8 @@ class Connection:
         self._lifetime: float | None = None  # the current socket's, from its dial
         self._recorder = recorder  # --record: every inbound frame and snapshot response
         self._path = ""  # the dialled URL's path (never its query: it may carry a key), for recording
+        self._sessions = 0  # sockets opened; a reconnect is recorded as a new session of the label
+        self._recorded_as = label
 
     # --- streams ------------------------------------------------------------------------------
 
@@ -215,7 +217,7 @@ class Connection:
         """Fetch until it succeeds or the stream is released; a failure is shown on the stream
         (when it has nothing current to show) and retried with backoff."""
         if self._recorder is not None:  # this task's REST responses are this connection's
-            record_snapshots(self._recorder, self.adapter.venue, self.label)
+            record_snapshots(self._recorder, self.adapter.venue, self._recorded_as)
         if delay > 0:
             await asyncio.sleep(delay)
         backoff = Backoff(self.backoff.initial, self.backoff.maximum)
@@ -311,6 +313,8 @@ class Connection:
                 self._ws = ws
                 self._outbox = asyncio.Queue()
                 self._set_state(ConnectionState.LIVE)
+                self._sessions += 1
+                self._recorded_as = session_label(self.label, self._sessions)
                 self._resubscribe_all()
                 await self._session(ws)
                 code, reason = ws.close_code, ws.close_reason or ""
@@ -403,7 +407,7 @@ class Connection:
         """Take one frame. Nothing in it may end the session: a failure anywhere in decoding,
         routing, ingesting or a listener is that frame's failure, counted and logged."""
         if self._recorder is not None:  # before decoding: the frame as it arrived
-            self._recorder.ws(self.adapter.venue, self.label, self._path, frame)
+            self._recorder.ws(self.adapter.venue, self._recorded_as, self._path, frame)
         now = self._clock()
         self.frames += 1
         self._arrivals.append(now)

@@ -1,6 +1,6 @@
 """Record and replay: a session recorded over real sockets against the Hyperliquid and Aster
-emulators (with an Aster gap, so the recording holds a resync and its second REST snapshot) replays
-headless to exactly the books the live client held; bad files are refused naming the line; no
+emulators (with an Aster gap, so the recording holds a resync and its second REST snapshot, and a
+reconnect of every socket) replays headless to exactly the books the live client held; bad files are refused naming the line; no
 secret reaches a recording; every adapter inverts its routes and snapshot requests; the dashboard
 plays a recording with a REPLAY badge."""
 
@@ -76,7 +76,16 @@ async def test_a_recorded_session_replays_to_the_books_the_live_client_held(tmp_
             eth = books[(ASTER, "ETHUSDT")].stream
             aster.arm_book_fault("ETHUSDT", "skip")
             await eventually(lambda: eth.resyncs >= 1 and eth.state is StreamState.LIVE, 10, "ETHUSDT resynced")
-            await asyncio.sleep(0.5)  # deltas after the resync, and more pushes everywhere
+            await asyncio.sleep(0.3)  # deltas after the resync
+            hl.drop_all()
+            aster.drop_all()  # every socket reconnects: the books are rebuilt from new snapshots
+            connections = [c for venue in (HL, ASTER) for c in service.connections(venue)]
+            await eventually(
+                lambda: all(c.reconnects >= 1 for c in connections) and all(h.stream.state is StreamState.LIVE for h in handles),
+                10,
+                "every socket reconnected and every stream live again",
+            )
+            await asyncio.sleep(0.3)  # more pushes everywhere
             # The copy and the end of the recording in one step: nothing is recorded that the copy lacks.
             held = {(venue, market): as_dumped(h.stream.data.book.levels()) for (venue, market), h in books.items()}
             recorder.close()
@@ -88,10 +97,10 @@ async def test_a_recorded_session_replays_to_the_books_the_live_client_held(tmp_
     assert all(len(book["bids"]) >= 10 and len(book["asks"]) >= 10 for book in held.values())
     assert [re.sub(r"#\d+$", "", label) for label in labels] == ["aster-perp", "aster-spot", "hyperliquid"]
     lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
-    assert {line["conn"] for line in lines} == set(labels)
+    assert {line["conn"] for line in lines} == set(labels) | {f"{label}/2" for label in labels}  # a reconnect
     assert {line["path"] for line in lines if line["kind"] == "ws"} == {"/ws", "/stream", "/spot/stream"}
     eth_depth = [line for line in lines if line["kind"] == "rest" and line["path"].startswith("GET /fapi/v1/depth?symbol=ETHUSDT&")]
-    assert len(eth_depth) >= 2  # the first sync and the resync
+    assert len(eth_depth) >= 3  # the first sync, the resync, the reconnect
     assert all(line["t"] <= after["t"] for line, after in zip(lines, lines[1:]))
 
     code = await asyncio.to_thread(main, ["replay", str(path), "--headless", "--dump", "books"])
@@ -108,6 +117,7 @@ async def test_a_recorded_session_replays_to_the_books_the_live_client_held(tmp_
     assert replay.books() == dumped
     replayed_eth = replay._streams[StreamKey(ASTER, Channel.BOOK, "ETHUSDT")]
     assert replayed_eth.resyncs >= 1 and replayed_eth.data.gaps >= 1  # the same gap, the same resync
+    assert all(c.reconnects == 1 for venue in (HL, ASTER) for c in replay.connections(venue))
     assert replay._streams[StreamKey(HL, Channel.CANDLES, "BTC", freeze_params({"interval": "1m"}))].data.has_history
 
 
@@ -278,3 +288,39 @@ async def test_the_dashboard_plays_a_recording_with_a_replay_badge(tmp_path):
         assert book.state is StreamState.LIVE and str(book.data.book.best_bid) == "104.5"
         assert app._handles[Channel.BOOK].stream is book
         await eventually(lambda: "REPLAY" in str(app.query_one("#header").render()), what="REPLAY badge")
+
+
+def aster_line(conn: str, kind: str, body: dict, t: float = 1_753_000_000.0) -> bytes:
+    if kind == "ws":
+        path, frame = "/stream", orjson.dumps({"stream": "btcusdt@depth@100ms", "data": body}).decode()
+    else:
+        path, frame = "GET /fapi/v1/depth?symbol=BTCUSDT&limit=1000", orjson.dumps(body).decode()
+    return orjson.dumps({"t": t, "venue": "aster", "conn": conn, "kind": kind, "path": path, "frame": frame}) + b"\n"
+
+
+def depth(first: int, last: int, previous: int, bids=(), asks=()) -> dict:
+    return {"e": "depthUpdate", "E": 1_753_000_000_000, "T": 1_753_000_000_000, "s": "BTCUSDT",
+            "U": first, "u": last, "pu": previous, "b": list(bids), "a": list(asks)}  # fmt: skip
+
+
+async def test_a_reconnect_in_the_recording_starts_the_books_over_as_live(tmp_path):
+    """After a reconnect the live client clears its books and holds the new socket's first
+    updates for the new snapshot; here that snapshot is older than the first update, which only
+    the held update bridges. Replayed without the reconnect, that update would be a gap."""
+    first, second = "aster-perp#1", "aster-perp#1/2"
+    path = tmp_path / "reconnect.jsonl"
+    path.write_bytes(
+        aster_line(first, "rest", {"lastUpdateId": 100, "E": 1_753_000_000_000, "T": 1_753_000_000_000, "bids": [["99.0", "1"]], "asks": [["102.0", "1"]]})
+        + aster_line(first, "ws", depth(98, 103, 97, bids=[["99.5", "1"]]))
+        + aster_line(second, "ws", depth(151, 160, 150, bids=[["100.5", "2"]]))
+        + aster_line(second, "rest", {"lastUpdateId": 155, "E": 1_753_000_000_100, "T": 1_753_000_000_100, "bids": [["100.0", "1"]], "asks": [["101.0", "1"]]})
+        + aster_line(second, "ws", depth(161, 170, 160, asks=[["101.0", "0"], ["101.5", "3"]]))
+    )
+    replay = ReplayService()
+    await replay.play(read_recording(path))
+    (connection,) = replay.connections(ASTER)
+    assert connection.label == first and connection.reconnects == 1
+    await replay.close()
+    assert replay.books() == {"aster": {"BTCUSDT": {"bids": [["100.5", "2"], ["100.0", "1"]], "asks": [["101.5", "3"]]}}}
+    book = replay._streams[StreamKey(ASTER, Channel.BOOK, "BTCUSDT")]
+    assert book.state is StreamState.LIVE and book.resyncs == 0 and book.data.gaps == 0
