@@ -324,3 +324,26 @@ async def test_a_reconnect_in_the_recording_starts_the_books_over_as_live(tmp_pa
     assert replay.books() == {"aster": {"BTCUSDT": {"bids": [["100.5", "2"], ["100.0", "1"]], "asks": [["101.5", "3"]]}}}
     book = replay._streams[StreamKey(ASTER, Channel.BOOK, "BTCUSDT")]
     assert book.state is StreamState.LIVE and book.resyncs == 0 and book.data.gaps == 0
+
+
+async def test_a_newer_connection_takes_a_stream_over_once_live_as_in_a_rotation(tmp_path):
+    """A rotation: the replacement (another label) syncs its own copy; once it is live it is
+    shown, and what the old socket still delivers for the stream is dropped."""
+    old, new = "aster-perp#1", "aster-perp#2"
+    path = tmp_path / "rotation.jsonl"
+    path.write_bytes(
+        aster_line(old, "rest", {"lastUpdateId": 100, "bids": [["99.0", "1"]], "asks": [["102.0", "1"]]})
+        + aster_line(old, "ws", depth(98, 103, 97, bids=[["99.5", "1"]]))
+        + aster_line(new, "rest", {"lastUpdateId": 110, "bids": [["99.0", "1"], ["99.5", "1"]], "asks": [["101.0", "4"]]})
+        + aster_line(old, "ws", depth(104, 106, 103, asks=[["101.0", "4"]]))  # not yet: the copy is not live
+        + aster_line(new, "ws", depth(107, 112, 106, bids=[["100.0", "2"]]))  # the copy goes live and is shown
+        + aster_line(old, "ws", depth(107, 112, 106, bids=[["100.5", "9"]]))  # the old socket's: dropped
+    )
+    replay = ReplayService()
+    handle = replay.subscribe(ASTER, Channel.BOOK, "BTCUSDT")  # held from before the data, like a widget
+    await replay.play(read_recording(path))
+    old_connection, new_connection = sorted(replay.connections(ASTER), key=lambda c: c.label)
+    await replay.close()
+    assert handle.stream.data.book.levels() == ([("100.0", "2"), ("99.5", "1"), ("99.0", "1")], [("101.0", "4")])
+    assert handle.stream.state is StreamState.LIVE and handle.stream.resyncs == 0
+    assert new_connection.streams[handle.key] is handle.stream and handle.key not in old_connection.streams
