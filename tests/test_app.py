@@ -68,7 +68,8 @@ async def test_demo_shows_prices_and_keys_switch_market_and_interval(emulator):
 
         await pilot.press("full_stop")
         assert app.selection.interval == "5m"
-        assert app._handles[Channel.CANDLES].key.param("interval") == "5m"
+        # The chart keeps the 1m candles until the 5m history is in: never a blank chart.
+        await eventually(lambda: app._handles[Channel.CANDLES].key.param("interval") == "5m", what="5m chart")
         await pilot.press("comma", "comma")
         assert app.selection.interval == "1d"  # wraps around
 
