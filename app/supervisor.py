@@ -117,6 +117,7 @@ class Connection:
         self.adapter = adapter
         self.label = label
         self.group = group
+        self._decode = adapter.decoder(group)
         self.liveness = liveness or adapter.liveness
         self.backoff = backoff or Backoff()
         self.healthy_after = healthy_after
@@ -417,7 +418,7 @@ class Connection:
         if self.state is ConnectionState.STALE:
             self._set_state(ConnectionState.LIVE)
         try:
-            decoded = self.adapter.decode(frame)
+            decoded = self._decode(frame)
         except DecodeError as exc:
             self._bad_frame(str(exc))
             return

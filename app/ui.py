@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -37,11 +38,13 @@ from app.service import Subscription, SubscriptionService
 from app.sim.runner import Fault
 from app.state import BookData, Stream, TickerData
 from app.venues import build_adapter
-from app.venues.base import Endpoint, Liveness
+from app.venues.base import DecodeError, Endpoint, Liveness
 from themes import register_themes
 from widgets import CandleChart, OrderBookView, StatusBar, TradeTapeView
 from widgets._text import inert
 
+
+log = logging.getLogger("perpterm.ui")
 
 SWITCH_WAIT = 1.5  # seconds the old market stays on screen while the new one has no data yet
 SWITCH_POLL = 0.05
@@ -290,7 +293,9 @@ class PerptermApp(App[None]):
         assert self.service is not None
         try:
             markets = await self.service.markets(venue)
-        except (RestError, KeyError, TypeError, ValueError) as exc:
+        except Exception as exc:  # a venue's bad list (or our bug) costs the list, never the app
+            if not isinstance(exc, RestError | DecodeError):
+                log.exception("%s market list", venue)
             self.tell(f"{venue} market list unavailable: {exc}", "warning")
             return
         self.markets[venue] = markets

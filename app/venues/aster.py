@@ -18,7 +18,8 @@ REST paths, which the venue keeps serving; we send at most 4 messages a second, 
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, ClassVar
 
 import orjson
@@ -159,7 +160,15 @@ class AsterAdapter(VenueAdapter):
     def unsubscribe_messages(self, keys: list[StreamKey], request_id: int, *, remaining: list[StreamKey]) -> list[str]:
         return _request("UNSUBSCRIBE", [s for key in keys for s in self.streams(key)], request_id)
 
-    def decode(self, frame: str | bytes) -> list[Decoded]:
+    def decoder(self, group: Hashable) -> Callable[[str | bytes], list[Decoded]]:
+        """Spot payloads name the bare symbol; on the spot socket events get our spot names."""
+        return partial(self.decode, spot=group == "spot")
+
+    def decode(self, frame: str | bytes, *, spot: bool = False) -> list[Decoded]:
+        decoded = self._decode(frame)
+        return _on_spot(decoded) if spot else decoded
+
+    def _decode(self, frame: str | bytes) -> list[Decoded]:
         try:
             message = orjson.loads(frame)
         except orjson.JSONDecodeError:
@@ -281,6 +290,23 @@ def _decode_payload(payload: Any) -> list[Decoded]:
         raise DecodeError(f"unknown event type {fields.shown(kind)}")
     with decoding(f"{kind} event"):
         return [decoder(payload)]
+
+
+def _on_spot(decoded: list[Decoded]) -> list[Decoded]:
+    """Name the markets of spot events as our keys do (``spot:<SYMBOL>``); routes stay bare."""
+    for item in decoded:
+        if not isinstance(item, Data):
+            continue
+        event = item.event
+        if isinstance(event, AllMids):
+            event.mids = {SPOT_PREFIX + symbol: price for symbol, price in event.mids.items()}
+        elif isinstance(event, Trades):
+            event.market = SPOT_PREFIX + event.market
+            for trade in event.trades:
+                trade.market = event.market
+        else:
+            event.market = SPOT_PREFIX + event.market
+    return decoded
 
 
 def _levels(raw: Any, what: str) -> list[Level]:

@@ -16,7 +16,7 @@ frames cannot be told apart) are never put on the same connection.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -198,6 +198,11 @@ class VenueAdapter(ABC):
     def ping_message(self) -> str | None:
         """An application-level ping, or ``None`` to probe with a WebSocket ping frame."""
         return None
+
+    def decoder(self, group: Hashable) -> Callable[[str | bytes], list[Decoded]]:
+        """The decode function for a connection of ``group`` (a venue whose payloads do not say
+        which group they came from binds it here)."""
+        return self.decode
 
     @abstractmethod
     def decode(self, frame: str | bytes) -> list[Decoded]:

@@ -11,8 +11,9 @@ string and integer tests (no ``Decimal`` is built here), cheap enough for the ho
   we speak sends them for these fields, and a float would already have lost exactness.
 * Prices are > 0, sizes >= 0.
 * Times are integer Unix milliseconds between 2009 and 2100 (not ``bool``, not float).
-* Names (markets, coins, intervals) are non-empty strings of at most :data:`MAX_NAME_CHARS`; their
-  characters are not judged here: a hostile name is shown inert by the widgets, not rejected.
+* Names (markets, coins, intervals) are non-empty strings of at most :data:`MAX_NAME_CHARS`, and
+  text for people (a market's question) of at most :data:`MAX_TEXT_CHARS`; their characters are
+  not judged here: hostile text is shown inert by the widgets, not rejected.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.venues.base import DecodeError
 
 MAX_DECIMAL_CHARS = 40
 MAX_NAME_CHARS = 100
+MAX_TEXT_CHARS = 500
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01
 MAX_TIME_MS = 4_102_444_799_999  # the last millisecond of 2099
 
@@ -91,6 +93,14 @@ def name(value: Any, what: str = "name") -> str:
     """A non-empty string of bounded length (a market, coin or interval name)."""
     if type(value) is not str or not value or len(value) > MAX_NAME_CHARS:
         raise DecodeError(f"{what} is not a name: {shown(value)}")
+    return value
+
+
+def text(value: Any, what: str = "text", limit: int = MAX_TEXT_CHARS) -> str:
+    """Prose a venue shows to people (a prediction market's question): a non-empty string of
+    bounded length; like names, shown inert, never judged by its characters."""
+    if type(value) is not str or not value or len(value) > limit:
+        raise DecodeError(f"{what} is not text of 1 to {limit} characters: {shown(value)}")
     return value
 
 

@@ -160,7 +160,7 @@ class PolymarketAdapter(VenueAdapter):
                 page = fields.obj(page, "markets page")
                 for market in fields.array(page["data"], "markets"):
                     markets.extend(_outcomes(fields.obj(market, "market")))
-                cursor = page.get("next_cursor") or _END_CURSOR
+                cursor = fields.name(page.get("next_cursor") or _END_CURSOR, "next_cursor")
             if cursor == _END_CURSOR:
                 break
         return markets
@@ -259,7 +259,7 @@ def _outcomes(market: dict[str, Any]) -> list[MarketInfo]:
     if market.get("closed") or market.get("active") is False:
         return []
     condition = fields.name(market["condition_id"], "condition_id")
-    question = fields.name(market["question"], "question") if market.get("question") else condition
+    question = fields.text(market["question"], "question") if market.get("question") else condition
     decimals = _tick_decimals(market.get("minimum_tick_size"))
     infos = []
     for token in (fields.obj(t, "token") for t in fields.array(market["tokens"], "tokens")):

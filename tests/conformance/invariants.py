@@ -44,6 +44,7 @@ from app.venues.base import Ack, Data, Ignored, Pong, VenueError
 
 MAX_DECIMAL_CHARS = 40
 MAX_NAME_CHARS = 100
+MAX_DISPLAY_CHARS = 700  # a prediction's question (prose, up to 500) plus its outcome's name
 MAX_REASON_CHARS = 300
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01T00:00:00Z
 END_TIME_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, excluded
@@ -126,6 +127,14 @@ def check_name(value: Any, what: str = "market") -> None:
         _fail(what, "is not a str", value)
     if not value or len(value) > MAX_NAME_CHARS:
         _fail(what, f"is not 1 to {MAX_NAME_CHARS} characters", value)
+
+
+def check_text(value: Any, what: str) -> None:
+    """Text for people (a display name): a non-empty str of bounded length."""
+    if type(value) is not str:
+        _fail(what, "is not a str", value)
+    if not value or len(value) > MAX_DISPLAY_CHARS:
+        _fail(what, f"is not 1 to {MAX_DISPLAY_CHARS} characters", value)
 
 
 def check_level(level: Any, what: str, *, zero_size: bool = False) -> None:
@@ -330,7 +339,7 @@ def check_markets(markets: Any, venue: Venue) -> None:
         if info.venue is not venue:
             _fail(f"{what}.venue", f"is not {venue}", info.venue)
         check_name(info.market, f"{what}.market")
-        check_name(info.display, f"{what}.display")
+        check_text(info.display, f"{what}.display")
         check_name(info.kind, f"{what}.kind")
         for field in ("event", "outcome"):
             if getattr(info, field) is not None:

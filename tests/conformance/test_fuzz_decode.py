@@ -20,7 +20,7 @@ import os
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Coroutine, Iterator
+from collections.abc import Hashable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,11 +109,12 @@ def app_recursion_limit() -> Iterator[None]:
         sys.setrecursionlimit(old)
 
 
-def decode_conforms(adapter: VenueAdapter, frame: str | bytes) -> list[Any] | None:
-    """The property: ``DecodeError`` (-> None) or valid items (returned). Anything else raises."""
+def decode_conforms(adapter: VenueAdapter, frame: str | bytes, group: Hashable = ()) -> list[Any] | None:
+    """The property: ``DecodeError`` (-> None) or valid items (returned). Anything else raises.
+    ``group``: the connection group the frame arrived on (its decoder may depend on it)."""
     try:
         with app_recursion_limit():
-            items = adapter.decode(frame)
+            items = adapter.decoder(group)(frame)
     except DecodeError:
         return None
     check_decoded(items)
@@ -250,7 +251,8 @@ def test_every_event_of_a_stream_names_its_market(samples: Samples, adapter: Ven
     fetched = {call.key: rest_conforms(samples, call, copy.deepcopy(call.responses), complete=True) for call in samples.rest if call.key}
     problems: set[str] = set()
     for keys, frames in samples.by_socket:
-        data = [item for frame in frames for item in decode_conforms(adapter, frame) or () if isinstance(item, Data)]
+        group = adapter.group(keys[0]) if keys else ()
+        data = [item for frame in frames for item in decode_conforms(adapter, frame, group) or () if isinstance(item, Data)]
         for key in keys:
             pushed = [item.event for item in data if item.route == adapter.route(key)]
             snapshot_names = {name for event in fetched.get(key, []) if isinstance(event, AllMids) for name in event.mids}
