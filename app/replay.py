@@ -48,7 +48,6 @@ from app.model import (
     StreamKey,
     StreamState,
     Venue,
-    freeze_params,
 )
 from app.record import FIELDS, KINDS, group_of_label, split_session
 from app.service import Subscription, SubscriptionService
@@ -326,26 +325,9 @@ class ReplayService(SubscriptionService):
 
     # --- the consumer API without connections -------------------------------------------------
 
-    def subscribe(
-        self,
-        venue: Venue | str,
-        channel: Channel | str,
-        market: str = "",
-        params: dict[str, Any] | None = None,
-        on_event: Any = None,
-    ) -> Subscription:
-        venue, channel = Venue(venue), Channel(channel)
-        adapter = self.adapters.get(venue)
-        if adapter is None:
-            raise KeyError(f"venue {venue} is not configured")
-        key = StreamKey(venue, channel, market, freeze_params(params))
-        adapter.check(key)
-        stream = self._streams.get(key)
-        if stream is None:
-            stream = self._publish(Stream(key, adapter.state_for(key)))
-        handle = Subscription(self, stream, on_event)
-        self._handles[key].append(handle)
-        return handle
+    def _open_stream(self, adapter: VenueAdapter, key: StreamKey) -> Stream:
+        """No connection: the recording feeds the stream (see :meth:`_publish`)."""
+        return self._publish(Stream(key, adapter.state_for(key)))
 
     def _publish(self, stream: Stream) -> Stream:
         self._streams[stream.key] = stream

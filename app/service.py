@@ -122,16 +122,18 @@ class SubscriptionService:
             raise KeyError(f"venue {venue} is not configured")
         key = StreamKey(venue, channel, market, freeze_params(params))
         adapter.check(key)
-        stream = self._streams.get(key)
-        if stream is None:
-            stream = self._streams[key] = Stream(key, adapter.state_for(key))
-            self._handles[key] = []
-            connection = self._connection_for(adapter, key)
-            self._carrier[key] = connection
-            connection.add(stream)
+        stream = self._streams.get(key) or self._open_stream(adapter, key)
         handle = Subscription(self, stream, on_event)
         self._handles[key].append(handle)
         return handle
+
+    def _open_stream(self, adapter: VenueAdapter, key: StreamKey) -> Stream:
+        """A new stream for ``key``, carried by a connection of its group."""
+        stream = self._streams[key] = Stream(key, adapter.state_for(key))
+        self._handles[key] = []
+        connection = self._carrier[key] = self._connection_for(adapter, key)
+        connection.add(stream)
+        return stream
 
     def health(self) -> list[ConnectionHealth]:
         return [c.health() for conns in self._connections.values() for c in conns]
