@@ -27,15 +27,22 @@ def load_error(tmp_path, content: str | bytes, endpoints=()) -> str:
 
 def test_no_configuration_is_the_demo():
     settings = load_settings()
-    assert settings.demo_venues() == [Venue.HYPERLIQUID]
-    assert settings.endpoint(Venue.HYPERLIQUID) is None
+    assert settings.demo_venues() == [Venue.HYPERLIQUID, Venue.ASTER, Venue.POLYMARKET]
+    assert all(settings.endpoint(venue) is None for venue in settings.demo_venues())
 
 
 @pytest.mark.parametrize("network", ["mainnet", "testnet"])
 def test_named_networks(network):
     settings = load_settings(endpoints=[f"hyperliquid={network}"])
     assert settings.endpoint(Venue.HYPERLIQUID) == NETWORKS[network]
-    assert settings.demo_venues() == []
+    assert Venue.HYPERLIQUID not in settings.demo_venues()  # the others stay on their emulators
+
+
+def test_aster_mainnet_names_both_hosts():
+    endpoint = load_settings(endpoints=["aster=mainnet"]).endpoint(Venue.ASTER)
+    assert endpoint.ws_url == "wss://fstream.asterdex.com/stream"
+    assert endpoint.url("spot_ws") == "wss://sstream.asterdex.com/stream"
+    assert endpoint.url("spot_http") == "https://sapi.asterdex.com"
 
 
 def test_custom_urls_from_file(tmp_path):
@@ -119,7 +126,7 @@ def test_directory_as_config(tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("binance=mainnet", "--endpoint: unknown venue 'binance' (expected one of hyperliquid)"),
+        ("binance=mainnet", "--endpoint: unknown venue 'binance' (expected one of hyperliquid, aster, polymarket)"),
         ("wss://alice:hunter2@host/ws?apiKey=sk-live-123", "--endpoint: unknown venue 'wss://***@host/ws?***'"),
         ("wss://alice:hunter2@host/ws", "--endpoint 'wss://***@host/ws': expected VENUE=NETWORK"),
         ("hyperliquid=", "--endpoint 'hyperliquid=': expected VENUE=NETWORK"),
