@@ -1,155 +1,428 @@
-"""Ingest benchmark: perpterm's Hyperliquid path against a raw websockets + orjson loop.
+"""Ingest benchmark: perpterm's full ingest path against a raw websockets + orjson loop, per venue.
 
-The Hyperliquid emulator runs in a child process (so it does not share this process's GIL) and
-floods ``l2Book`` snapshots (20 + 20 levels, ~1.5 KB each) as fast as the socket drains. Each round
-times both consumers on the same flood, interleaved, so machine noise hits both alike:
+Each venue's emulator runs in its own child process (so it does not share this process's GIL). For
+every timed flood the child first runs the venue's own ``flood`` with each frame kept instead of
+written (the emulator's book and update ids move exactly as in a live flood), then, on "go", writes
+the kept frames through the emulator's own send path as fast as the socket drains. So the consumer
+is timed on receiving, not on the emulator making frames (Aster's emulator makes only ~4,000 diff
+frames a second, which would cap both consumers). Each round times both consumers on the same
+flood, interleaved (the order alternates between rounds), so machine noise hits both alike:
 
-- ``raw``: ``websockets`` recv + ``orjson.loads`` (the floor: nothing else done);
-- ``perpterm``: the real path: supervised connection, ``HyperliquidAdapter.decode``, routing, the
-  subscription service's ingest and the exact order book (Decimal keys) — everything except render.
+- ``raw``: ``websockets`` recv + ``orjson.loads`` + one key test (the floor: nothing else done);
+- ``perpterm``: the real path: supervised connection, the venue adapter's ``decode``, routing, the
+  subscription service's ingest, the book sync (``BookData``) and the exact order book (Decimal
+  keys) — everything except render.
 
-Prints a table: messages/s (wall) and CPU µs/message for each, and the ratio perpterm / raw.
-Usage: ``python bench/ingest.py [--messages 20000] [--rounds 5]``.
+Feeds (``--venues``, default all three):
+
+- ``hyperliquid``: ``l2Book`` snapshots of BTC, 20 + 20 levels, ~1.6 KB each (each replaces the book);
+- ``aster``: BTCUSDT ``@depth@100ms`` diff depth into a ~1000-level-a-side book. Before any client
+  connects, one flood with nobody listening deepens the emulator's published book to 1000 levels a
+  side, so perpterm syncs the documented way (REST ``depth`` limit 1000, then deltas chained by
+  ``pu``). Each flood's first frame re-states the 1000-level ladder (~40 KB), every later frame sets
+  10 levels a side (10 % of them deletions; ~580 B), so the book stays at ~900-1000 levels a side;
+- ``polymarket``: ``price_change`` batches of the first market (each frame: one level change as its
+  YES entry and NO mirror, ~600 B; perpterm follows the YES token, so half of each batch is decoded
+  for nobody).
+
+After each perpterm flood (outside the timed window) the bench checks that the stream is still LIVE
+and was never resynced and, for Aster and Polymarket, that perpterm's book equals the emulator's
+REST book level for level.
+
+Prints one table: messages/s (wall) and CPU µs/message for each consumer, and perpterm / raw as a
+ratio of messages/s (the issue's measure) and of CPU per message. The notes under the table give how
+busy each consumer was: a raw loop well under ~95 % busy was waiting for frames (on a loaded machine
+the emulator's process loses its core), so its msgs/s and the msgs/s ratio are then flattering and
+the CPU ratio is the one to read.
+
+Usage: ``python bench/ingest.py [--venues hyperliquid,aster,polymarket] [--messages N |
+--messages aster=10000,hyperliquid=20000] [--rounds 5]``; ``--profile VENUE [--top 25]`` instead
+runs one perpterm flood of that venue under cProfile and prints where the time goes (cProfile
+inflates call-heavy code, so read it for shares, not absolute µs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
+import pstats
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.model import BookSnapshot, Channel, StreamState, Venue  # noqa: E402
+from app.model import BookDelta, BookSnapshot, Channel, StreamState, Venue  # noqa: E402
+from app.rest import RestClient  # noqa: E402
 from app.service import SubscriptionService  # noqa: E402
+from app.state import BookData  # noqa: E402
 from app.venues import build_adapter  # noqa: E402
 from app.venues.base import Endpoint  # noqa: E402
 
-COIN = "BTC"
 SERVER = """
-import asyncio, sys, orjson
-from app.sim.hyperliquid import HyperliquidEmulator
+import asyncio, sys, time, orjson
+from app.sim.server import WsConnection
 
-async def main():
-    emulator = HyperliquidEmulator(seed=3, autostep=False, idle_timeout=600)
+async def main(venue):
+    if venue == "hyperliquid":
+        from app.sim.hyperliquid import HyperliquidEmulator
+        emulator, market = HyperliquidEmulator(seed=3, autostep=False, idle_timeout=600), "BTC"
+    elif venue == "aster":
+        from app.sim.aster import AsterEmulator
+        emulator, market = AsterEmulator(seed=3, autostep=False), "BTCUSDT"
+    else:
+        from app.sim.polymarket import PolymarketEmulator
+        emulator = PolymarketEmulator(seed=3, autostep=False, idle_timeout=600)
+        market = emulator.model.markets[0].token_ids[0]
     await emulator.start()
-    print(orjson.dumps({"http": emulator.http_url, "ws": emulator.ws_url}).decode(), flush=True)
+    info = {"http": emulator.http_url, "ws": emulator.ws_url, "market": market, "extra": emulator.extra_urls()}
+    if venue == "aster":
+        listing = emulator.listing(market)
+        info["levels_before"] = [len(listing.bids), len(listing.asks)]
+        await emulator.flood(market, 1)  # nobody listens yet: this only deepens the published book
+        info["levels"] = [len(listing.bids), len(listing.asks)]
+    print(orjson.dumps(info).decode(), flush=True)
+    send = WsConnection.send
+    captured = {}
+
+    async def capture(conn, frame, *, backpressure=False):
+        frames = captured.setdefault(conn, [])
+        frames.append(frame)
+        if len(frames) % 256 == 0:
+            await asyncio.sleep(0)  # keep answering pings while a long flood is prepared
+        return True
+
     loop = asyncio.get_running_loop()
     while line := await loop.run_in_executor(None, sys.stdin.readline):
-        count = int(line)
-        sent = await emulator.flood("BTC", count)
-        print(sent, flush=True)
+        command, _, argument = line.strip().partition(" ")
+        started = time.perf_counter()
+        if command == "prepare":  # the venue's own flood, its frames kept instead of written
+            captured.clear()
+            WsConnection.send = capture
+            try:
+                frames = await emulator.flood(market, int(argument))
+            finally:
+                WsConnection.send = send
+            print(orjson.dumps({"frames": frames, "seconds": time.perf_counter() - started}).decode(), flush=True)
+        elif command == "go":  # written through the emulator's own send path, as fast as it drains
+            sent = 0
+            for conn, frames in captured.items():
+                for frame in frames:
+                    sent += await send(conn, frame, backpressure=True)
+            captured.clear()
+            print(orjson.dumps({"sent": sent, "seconds": time.perf_counter() - started}).decode(), flush=True)
     await emulator.stop()
 
-asyncio.run(main())
+asyncio.run(main(sys.argv[1]))
 """
 
 
 class FloodServer:
-    """The emulator in a child process; ``flood(n)`` asks it to send n books to every subscriber."""
+    """One venue's emulator in a child process. ``prepare(n)`` runs the venue's ``flood`` for the
+    bench's market with every frame kept instead of written (the emulator's book and update ids
+    move as in a real flood); ``go()`` then writes the kept frames to their subscribers through the
+    emulator's own send path as fast as the socket drains. So what the consumer is timed on is
+    receiving, not the emulator generating frames (Aster's emulator makes ~4,000 diff frames/s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, venue: str) -> None:
         root = Path(__file__).resolve().parent.parent
         self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=root, text=True
+            [sys.executable, "-c", SERVER, venue], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=root, text=True
         )
-        info = orjson.loads(self.process.stdout.readline())
-        self.endpoint = Endpoint(info["ws"], info["http"])
+        self.info = orjson.loads(self.process.stdout.readline())
+        extra = tuple((name, url) for name, url in self.info["extra"].items())
+        self.endpoint = Endpoint(self.info["ws"], self.info["http"], extra)
+        self.market: str = self.info["market"]
 
-    def flood(self, count: int) -> None:
-        self.process.stdin.write(f"{count}\n")
+    def _command(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
 
-    def wait_sent(self) -> int:
-        return int(self.process.stdout.readline())
+    def _answer(self) -> dict[str, Any]:
+        return orjson.loads(self.process.stdout.readline())
+
+    async def prepare(self, count: int) -> None:
+        self._command(f"prepare {count}")
+        answer = await asyncio.to_thread(self._answer)
+        if answer["frames"] != count:
+            raise RuntimeError(f"the emulator prepared {answer['frames']} frames, not {count} (a second subscriber?)")
+
+    def go(self) -> None:
+        self._command("go")
+
+    async def wait_sent(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self._answer)
 
     def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(10)
+        try:
+            self.process.stdin.close()
+            self.process.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
 
 
-async def run_raw(server: FloodServer, count: int) -> tuple[float, float]:
-    subscribe = orjson.dumps({"method": "subscribe", "subscription": {"type": "l2Book", "coin": COIN}})
+# --- the raw consumer, per venue: subscribe, then count the flood's frames --------------------------
+
+
+async def raw_hyperliquid(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
+    await ws.send(orjson.dumps({"method": "subscribe", "subscription": {"type": "l2Book", "coin": server.market}}).decode())
+    await ws.recv()  # the ack
+    return lambda message: message.get("channel") == "l2Book"
+
+
+async def raw_aster(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
+    stream = f"{server.market.lower()}@depth@100ms"  # what perpterm subscribes to
+    await ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": [stream], "id": 1}).decode())
+    await ws.recv()  # the ack
+    return lambda message: message["data"]["e"] == "depthUpdate"
+
+
+async def raw_polymarket(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
+    await ws.send(orjson.dumps({"assets_ids": [server.market], "type": "market", "initial_dump": True}).decode())
+    await ws.recv()  # the book dump
+    return lambda message: type(message) is dict and message.get("event_type") == "price_change"
+
+
+@dataclass(frozen=True)
+class Feed:
+    venue: Venue
+    label: str
+    default_messages: int
+    raw_subscribe: Callable[[Any, FloodServer], Awaitable[Callable[[Any], bool]]]
+    rest_book: Callable[[FloodServer], tuple[str, dict[str, Any]]] | None = None  # path and params
+
+
+FEEDS: dict[str, Feed] = {
+    "hyperliquid": Feed(Venue.HYPERLIQUID, "Hyperliquid l2Book, 20+20 snapshot", 20_000, raw_hyperliquid),
+    "aster": Feed(
+        Venue.ASTER,
+        "Aster diff depth, 10+10 into ~1000+1000",
+        10_000,  # the emulator takes ~0.25 ms to make each diff frame: keeps the whole run near 1.5 min
+        raw_aster,
+        lambda server: ("/fapi/v1/depth", {"symbol": server.market, "limit": 1000}),
+    ),
+    "polymarket": Feed(
+        Venue.POLYMARKET,
+        "Polymarket price_change (YES+NO batch)",
+        20_000,
+        raw_polymarket,
+        lambda server: ("/book", {"token_id": server.market}),
+    ),
+}
+
+
+@dataclass
+class Results:
+    raw: list[tuple[float, float]] = field(default_factory=list)  # (wall s, cpu s) per round
+    perpterm: list[tuple[float, float]] = field(default_factory=list)
+    emulator: list[float] = field(default_factory=list)  # seconds the emulator took to send each raw flood
+    synced_levels: tuple[int, int] | None = None
+
+
+async def run_raw(feed: Feed, server: FloodServer, count: int, results: Results | None) -> None:
     async with websockets.connect(server.endpoint.ws_url, max_size=1 << 24, ping_interval=None) as ws:
-        await ws.send(subscribe.decode())
-        await ws.recv()  # the ack
-        await asyncio.sleep(0.1)
-        server.flood(count)
+        counted = await feed.raw_subscribe(ws, server)
+        await server.prepare(count)
+        await asyncio.sleep(0.05)
+        server.go()
         received = 0
         wall, cpu = time.perf_counter(), time.process_time()
         while received < count:
-            message = orjson.loads(await ws.recv(decode=False))
-            if message.get("channel") == "l2Book":
+            if counted(orjson.loads(await ws.recv(decode=False))):
                 received += 1
         elapsed = time.perf_counter() - wall, time.process_time() - cpu
-    await asyncio.to_thread(server.wait_sent)
-    return elapsed
+    sent = await server.wait_sent()
+    if results is not None:
+        results.raw.append(elapsed)
+        results.emulator.append(sent["seconds"])
 
 
-async def run_perpterm(server: FloodServer, count: int) -> tuple[float, float]:
-    service = SubscriptionService([build_adapter(Venue.HYPERLIQUID, server.endpoint)])
+async def run_perpterm(
+    feed: Feed, server: FloodServer, count: int, results: Results | None, profiler: cProfile.Profile | None = None
+) -> None:
+    service = SubscriptionService([build_adapter(feed.venue, server.endpoint)])
     done = asyncio.Event()
     received = 0
 
-    def on_event(event: BookSnapshot) -> None:
+    def on_event(event: object) -> None:
         nonlocal received
-        received += 1
-        if received >= count:
-            done.set()
+        if isinstance(event, (BookSnapshot, BookDelta)):
+            received += 1
+            if received >= count:
+                done.set()
 
-    handle = service.subscribe(Venue.HYPERLIQUID, Channel.BOOK, COIN)
+    handle = service.subscribe(feed.venue, Channel.BOOK, server.market)
+    deadline = time.monotonic() + 30
     while handle.stream.state is not StreamState.LIVE:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{feed.venue} book never went live: {handle.stream.state} {handle.stream.reason}")
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)
-    handle.listener = lambda event: on_event(event) if isinstance(event, BookSnapshot) else None
-    server.flood(count)
+    data = handle.stream.data
+    assert isinstance(data, BookData)
+    levels = (len(data.book.bids.prices), len(data.book.asks.prices))
+    handle.listener = on_event
+    await server.prepare(count)
+    await asyncio.sleep(0.05)
+    if profiler is not None:
+        profiler.enable()
+    server.go()
     wall, cpu = time.perf_counter(), time.process_time()
-    await done.wait()
+    try:
+        await asyncio.wait_for(done.wait(), 300)
+    except TimeoutError:
+        raise RuntimeError(f"{feed.venue}: {received}/{count} events, stream {handle.stream.state} {handle.stream.reason}") from None
     elapsed = time.perf_counter() - wall, time.process_time() - cpu
-    await asyncio.to_thread(server.wait_sent)
-    assert not handle.stream.data.book.crossed and handle.stream.state is StreamState.LIVE
+    if profiler is not None:
+        profiler.disable()
+    await server.wait_sent()
+    stream = handle.stream
+    assert stream.state is StreamState.LIVE and stream.resyncs == 0 and not data.book.crossed, (stream.state, stream.reason)
+    if feed.rest_book is not None:
+        await check_book(feed, server, data)
     handle.close()
     await service.close()
-    return elapsed
+    if results is not None:
+        results.perpterm.append(elapsed)
+        results.synced_levels = levels
+
+
+async def check_book(feed: Feed, server: FloodServer, data: BookData) -> None:
+    """perpterm's book must equal the emulator's after the flood (exact, level for level)."""
+    assert feed.rest_book is not None
+    path, params = feed.rest_book(server)
+    rest = RestClient(server.endpoint.http_url)
+    try:
+        raw = await rest.get_json(path, params)
+    finally:
+        await rest.close()
+
+    def exact(levels: Any) -> dict[Decimal, Decimal]:
+        pairs = ((level["price"], level["size"]) if isinstance(level, dict) else level[:2] for level in levels)
+        return {Decimal(price): Decimal(size) for price, size in pairs}
+
+    bids, asks = data.book.levels()
+    if (exact(bids), exact(asks)) != (exact(raw["bids"]), exact(raw["asks"])):
+        raise AssertionError(f"{feed.venue}: perpterm's book differs from the emulator's after the flood")
+
+
+def parse_messages(text: str, venues: list[str]) -> dict[str, int]:
+    counts = {venue: FEEDS[venue].default_messages for venue in venues}
+    if text.isdigit():
+        return dict.fromkeys(venues, int(text))
+    for item in filter(None, text.split(",")):
+        venue, _, value = item.partition("=")
+        if venue not in FEEDS or not value.isdigit():
+            raise SystemExit(f"--messages: expected N or venue=N[,venue=N], got {item!r}")
+        counts[venue] = int(value)
+    return counts
+
+
+def print_table(venues: list[str], counts: dict[str, int], results: dict[str, Results], rounds: int) -> None:
+    def rate(samples: list[tuple[float, float]], count: int) -> float:
+        return statistics.median(count / wall for wall, _ in samples)
+
+    def cpu_us(samples: list[tuple[float, float]], count: int) -> float:
+        return statistics.median(cpu / count * 1e6 for _, cpu in samples)
+
+    def busy(samples: list[tuple[float, float]]) -> float:
+        return statistics.median(cpu / wall for wall, cpu in samples)
+
+    print(f"Ingest, loopback, emulator in a child process; median of {rounds} interleaved rounds")
+    print()
+    print("| feed | consumer | msgs | msgs/s | CPU µs/msg | ratio (msgs/s) | ratio (CPU) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    notes = []
+    for venue in venues:
+        feed, result, count = FEEDS[venue], results[venue], counts[venue]
+        raw_rate, ours_rate = rate(result.raw, count), rate(result.perpterm, count)
+        raw_cpu, ours_cpu = cpu_us(result.raw, count), cpu_us(result.perpterm, count)
+        print(f"| {feed.label} | raw websockets + orjson.loads | {count:,} | {raw_rate:,.0f} | {raw_cpu:.1f} | 1.00 | 1.00 |")
+        print(
+            f"| {feed.label} | perpterm (decode, route, ingest, book sync, exact book) | {count:,} | {ours_rate:,.0f} | "
+            f"{ours_cpu:.1f} | {ours_rate / raw_rate:.2f} | {raw_cpu / ours_cpu:.2f} |"
+        )
+        emulator_rate = statistics.median(count / seconds for seconds in result.emulator)
+        note = f"{venue}: raw busy {busy(result.raw):.0%} of wall, perpterm {busy(result.perpterm):.0%}; the emulator wrote {emulator_rate:,.0f} msgs/s to the raw loop"
+        if result.synced_levels is not None and venue == "aster":
+            bids, asks = result.synced_levels
+            note += f"; perpterm synced a {bids} + {asks} level book from REST (limit 1000)"
+        notes.append(note)
+    print()
+    for note in notes:
+        print(f"- {note}")
+
+
+async def profile(venue: str, count: int, top: int) -> None:
+    feed = FEEDS[venue]
+    server = FloodServer(venue)
+    try:
+        await run_perpterm(feed, server, min(count, 1000), None)  # warm-up
+        profiler = cProfile.Profile()
+        await run_perpterm(feed, server, count, None, profiler)
+    finally:
+        server.close()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).sort_stats("tottime")
+    total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
+    print(f"{feed.label}: perpterm under cProfile, {count} msgs, {total / count * 1e6:.1f} µs/msg profiled (inflated)")
+    print()
+    print("| function | calls/msg | own µs/msg | own % | incl. µs/msg |")
+    print("|---|---:|---:|---:|---:|")
+    rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    for (filename, line, name), (_, calls, own, cumulative, _) in rows:
+        where = f"{Path(filename).name}:{line}({name})" if line else name
+        print(f"| {where} | {calls / count:.2f} | {own / count * 1e6:.2f} | {own / total:.1%} | {cumulative / count * 1e6:.2f} |")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--venues", default=",".join(FEEDS), help="comma-separated: " + ", ".join(FEEDS))
+    parser.add_argument("--messages", default="", help="N for every venue, or venue=N[,venue=N] (default: hyperliquid and polymarket 20000, aster 10000)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", metavar="VENUE", choices=list(FEEDS), help="profile perpterm's path on VENUE instead")
+    parser.add_argument("--top", type=int, default=25, help="rows of the --profile table")
     args = parser.parse_args()
-    server = FloodServer()
-    results: dict[str, list[tuple[float, float]]] = {"raw": [], "perpterm": []}
+    venues = [venue for venue in args.venues.split(",") if venue]
+    unknown = [venue for venue in venues if venue not in FEEDS]
+    if unknown:
+        parser.error(f"unknown venue(s) {', '.join(unknown)}; known: {', '.join(FEEDS)}")
+    counts = parse_messages(args.messages, list(FEEDS))
+    if args.profile:
+        await profile(args.profile, counts[args.profile], args.top)
+        return
+    servers: dict[str, FloodServer] = {}
+    results = {venue: Results() for venue in venues}
     try:
-        await run_raw(server, 1000)  # warm-up both paths
-        await run_perpterm(server, 1000)
-        for _ in range(args.rounds):
-            results["raw"].append(await run_raw(server, args.messages))
-            results["perpterm"].append(await run_perpterm(server, args.messages))
+        for venue in venues:
+            servers[venue] = FloodServer(venue)
+        for venue in venues:  # warm up both paths (imports, caches, the emulator's frame caches)
+            await run_raw(FEEDS[venue], servers[venue], 1000, None)
+            await run_perpterm(FEEDS[venue], servers[venue], 1000, None)
+        for index in range(args.rounds):
+            for venue in venues:
+                feed, server, count = FEEDS[venue], servers[venue], counts[venue]
+                if index % 2 == 0:
+                    await run_raw(feed, server, count, results[venue])
+                    await run_perpterm(feed, server, count, results[venue])
+                else:
+                    await run_perpterm(feed, server, count, results[venue])
+                    await run_raw(feed, server, count, results[venue])
     finally:
-        server.close()
-
-    def rate(samples: list[tuple[float, float]]) -> float:
-        return statistics.median(args.messages / wall for wall, _ in samples)
-
-    def cpu_us(samples: list[tuple[float, float]]) -> float:
-        return statistics.median(cpu / args.messages * 1e6 for _, cpu in samples)
-
-    raw_rate, ours_rate = rate(results["raw"]), rate(results["perpterm"])
-    raw_cpu, ours_cpu = cpu_us(results["raw"]), cpu_us(results["perpterm"])
-    print(f"Hyperliquid l2Book ingest, {args.messages} msgs x {args.rounds} rounds (median), loopback")
-    print()
-    print("| consumer | msgs/s | CPU us/msg | ratio vs raw (msgs/s) |")
-    print("|---|---:|---:|---:|")
-    print(f"| raw websockets + orjson.loads | {raw_rate:,.0f} | {raw_cpu:.1f} | 1.00 |")
-    print(f"| perpterm (decode, route, ingest, exact book) | {ours_rate:,.0f} | {ours_cpu:.1f} | {ours_rate / raw_rate:.2f} |")
+        for server in servers.values():
+            server.close()
+    print_table(venues, counts, results, args.rounds)
 
 
 if __name__ == "__main__":
