@@ -56,8 +56,10 @@ from app.venues.base import (
     Endpoint,
     Liveness,
     VenueAdapter,
+    SHAPE_ERRORS,
     VenueError,
     decoding,
+    malformed,
 )
 
 NETWORKS: dict[str, Endpoint] = {
@@ -173,7 +175,7 @@ class AsterAdapter(VenueAdapter):
             message = orjson.loads(frame)
         except orjson.JSONDecodeError:
             raise DecodeError("frame is not JSON") from None
-        with decoding("frame"):
+        try:
             if isinstance(message, dict) and "data" in message and "stream" in message:
                 fields.name(message["stream"], "stream")
                 return _decode_payload(message["data"])
@@ -185,6 +187,8 @@ class AsterAdapter(VenueAdapter):
                 code = fields.shown(message["code"])
                 return [VenueError(f"{text[:300]} (code {code})", None, _id_or_none(request_id))]
             return _decode_payload(message)  # a raw /ws stream
+        except SHAPE_ERRORS as exc:
+            raise malformed(exc, "frame") from None
 
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
         symbol = symbol_of(key.market)
@@ -288,8 +292,10 @@ def _decode_payload(payload: Any) -> list[Decoded]:
     decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
     if decoder is None:
         raise DecodeError(f"unknown event type {fields.shown(kind)}")
-    with decoding(f"{kind} event"):
+    try:
         return [decoder(payload)]
+    except SHAPE_ERRORS as exc:
+        raise malformed(exc, f"{kind} event") from None
 
 
 def _on_spot(decoded: list[Decoded]) -> list[Decoded]:
@@ -310,11 +316,10 @@ def _on_spot(decoded: list[Decoded]) -> list[Decoded]:
 
 
 def _levels(raw: Any, what: str) -> list[Level]:
-    levels = []
-    for level in fields.array(raw, what):
-        price, size = fields.array(level, what)[:2]
-        levels.append((fields.price(price, f"{what} price"), fields.size(size, f"{what} size")))
-    return levels
+    rows = fields.array(raw, what)
+    if any(type(row) is not list for row in rows):
+        raise DecodeError(f"{what} level is not an array")
+    return list(zip(fields.prices([row[0] for row in rows], what), fields.sizes([row[1] for row in rows], what)))
 
 
 def _depth_update(p: dict[str, Any]) -> Data:

@@ -30,18 +30,28 @@ class DecodeError(ValueError):
     """A frame could not be understood; counted and reported, never fatal."""
 
 
+SHAPE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError)
+"""What reading an unexpected shape raises: a missing key, a list where an object was expected, a
+short array, nesting past the recursion limit."""
+
+
+def malformed(exc: Exception, what: str) -> DecodeError:
+    """The :class:`DecodeError` for a shape error met while reading ``what``. Adapters catch
+    :data:`SHAPE_ERRORS` around a frame and raise this (cheaper per frame than :func:`decoding`)."""
+    if isinstance(exc, DecodeError):
+        return exc
+    if isinstance(exc, KeyError):
+        return DecodeError(f"{what} lacks {str(exc)[:40]}")
+    return DecodeError(f"malformed {what} ({type(exc).__name__})")
+
+
 @contextmanager
 def decoding(what: str) -> Iterator[None]:
-    """Turn the errors of reading an unexpected shape (a missing key, a list where an object was
-    expected, a short array) into a :class:`DecodeError` naming ``what`` was being read."""
+    """Turn shape errors inside the block into a :class:`DecodeError` naming ``what``."""
     try:
         yield
-    except DecodeError:
-        raise
-    except KeyError as exc:
-        raise DecodeError(f"{what} lacks {str(exc)[:40]}") from None
-    except (TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
-        raise DecodeError(f"malformed {what} ({type(exc).__name__})") from None
+    except SHAPE_ERRORS as exc:
+        raise malformed(exc, what) from None
 
 
 @dataclass(slots=True)

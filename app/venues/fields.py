@@ -116,3 +116,41 @@ def array(value: Any, what: str) -> list[Any]:
     if type(value) is not list:
         raise DecodeError(f"{what} is not an array: {shown(value)}")
     return value
+
+
+# --- whole lists in one regex call: the hot path of book frames (see bench/ingest.py) ----------
+
+_DECIMAL = r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
+_SIZES = re.compile(rf"(?:{_DECIMAL}\n)*")
+_PRICES = re.compile(rf"(?:(?=[0.]*[1-9]){_DECIMAL}\n)*")  # the lookahead: a non-zero digit
+
+
+def prices(values: list[Any], what: str = "price") -> list[str]:
+    """Every value as :func:`price` accepts it, checked in one regex call."""
+    return _all(values, _PRICES, price, what)
+
+
+def sizes(values: list[Any], what: str = "size") -> list[str]:
+    """Every value as :func:`size` accepts it, checked in one regex call."""
+    return _all(values, _SIZES, size, what)
+
+
+def _all(values: list[Any], pattern: re.Pattern[str], one: Any, what: str) -> list[str]:
+    """Join with newlines and match once; the newline count proves no value held one itself.
+    On failure the values are checked one by one, for the precise error."""
+    if not values:
+        return values
+    try:
+        text = "\n".join(values)
+    except TypeError:  # not all strings
+        text = ""
+    if (
+        not text
+        or pattern.fullmatch(text + "\n") is None
+        or text.count("\n") != len(values) - 1
+        or max(map(len, values)) > MAX_DECIMAL_CHARS
+    ):
+        for value in values:
+            one(value, what)
+        raise DecodeError(f"{what} is not a list of plain decimals")
+    return values

@@ -49,8 +49,10 @@ from app.venues.base import (
     Liveness,
     Pong,
     VenueAdapter,
+    SHAPE_ERRORS,
     VenueError,
     decoding,
+    malformed,
 )
 
 NETWORKS: dict[str, Endpoint] = {
@@ -98,7 +100,8 @@ def _level(raw: Any, what: str) -> Level:
 
 
 def _levels(raw: Any, what: str) -> list[Level]:
-    return [_level(level, what) for level in fields.array(raw, what)]
+    rows = fields.array(raw, what)  # a row that is not an object fails the lookups: a shape error
+    return list(zip(fields.prices([row["px"] for row in rows], what), fields.sizes([row["sz"] for row in rows], what)))
 
 
 def _candle(raw: Any) -> Candle:
@@ -208,7 +211,8 @@ class HyperliquidAdapter(VenueAdapter):
             if frame == GREETING:
                 return [Ignored()]
             raise DecodeError("frame is not JSON") from None
-        with decoding("frame"):
+        channel: Any = None
+        try:
             message = fields.obj(message, "frame")
             channel = message["channel"]
             if channel == "pong":
@@ -216,8 +220,9 @@ class HyperliquidAdapter(VenueAdapter):
             decoder = _DECODERS.get(channel) if isinstance(channel, str) else None
             if decoder is None:
                 raise DecodeError(f"unknown channel {fields.shown(channel)}")
-            with decoding(f"{channel} frame"):
-                return decoder(message["data"])
+            return decoder(message["data"])
+        except SHAPE_ERRORS as exc:
+            raise malformed(exc, f"{channel} frame" if isinstance(channel, str) else "frame") from None
 
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
         if key.channel is Channel.BOOK:

@@ -53,8 +53,10 @@ from app.venues.base import (
     Ignored,
     Liveness,
     Pong,
+    SHAPE_ERRORS,
     VenueAdapter,
     decoding,
+    malformed,
 )
 
 NETWORKS: dict[str, Endpoint] = {
@@ -122,9 +124,11 @@ class PolymarketAdapter(VenueAdapter):
             raise DecodeError("frame is not JSON") from None
         events = message if isinstance(message, list) else [message]
         decoded: list[Decoded] = []
-        with decoding("frame"):
+        try:
             for event in events:
                 decoded.extend(_decode_event(fields.obj(event, "event")))
+        except SHAPE_ERRORS as exc:
+            raise malformed(exc, "frame") from None
         return decoded
 
     async def snapshot(self, key: StreamKey) -> list[MarketEvent]:
@@ -188,10 +192,8 @@ def _decode_event(event: dict[str, Any]) -> list[Decoded]:
 
 
 def _levels(raw: Any, what: str) -> list[Level]:
-    return [
-        (fields.price(level["price"], f"{what} price"), fields.size(level["size"], f"{what} size"))
-        for level in (fields.obj(item, what) for item in fields.array(raw, what))
-    ]
+    rows = fields.array(raw, what)  # a row that is not an object fails the lookups: a shape error
+    return list(zip(fields.prices([row["price"] for row in rows], what), fields.sizes([row["size"] for row in rows], what)))
 
 
 def _book(event: dict[str, Any]) -> BookSnapshot:
@@ -206,8 +208,8 @@ def _book(event: dict[str, Any]) -> BookSnapshot:
 def _side_levels(changes: list[dict[str, Any]]) -> tuple[list[Level], list[Level]]:
     bids: list[Level] = []
     asks: list[Level] = []
-    for change in changes:
-        level = (fields.price(change["price"], "change price"), fields.size(change["size"], "change size"))
+    levels = zip(fields.prices([c["price"] for c in changes], "change price"), fields.sizes([c["size"] for c in changes], "change size"))
+    for change, level in zip(changes, levels):
         side = change["side"]
         if side == "BUY":
             bids.append(level)
