@@ -6,13 +6,17 @@ visible state machine (:class:`~app.model.ConnectionState`)::
     CONNECTING -> LIVE <-> STALE          (STALE: silent, a liveness probe is unanswered)
          ^          |
          |          v  (closed, dead, refused)
-    RECONNECTING <--+      FAILED  (a close the adapter calls final, e.g. 4001: never retried)
+    RECONNECTING <--+      FAILED  (a close the adapter calls final, e.g. 4001: retried only
+                                    when the user asks; or our own crash: retried with backoff)
 
-On every (re)connect it re-sends every subscription and refetches REST snapshots, and the streams'
-state is rebuilt from those (never merged into what was held before the drop). Liveness counts
-inbound frames; after ``probe_after`` seconds of silence a probe (the venue's ping, or a WebSocket
-ping frame) is sent early, so a quiet market is distinguished from a dead socket without being
-reconnected for being quiet.
+On every (re)connect it re-sends every subscription (batched as the venue allows) and refetches
+REST snapshots, and the streams' state is rebuilt from those (never merged into what was held
+before the drop). Liveness counts inbound frames; after ``probe_after`` seconds of silence a probe
+(the venue's ping, or a WebSocket ping frame) is sent early, so a quiet market is distinguished from
+a dead socket without being reconnected for being quiet. A subscribe that gets neither an ack nor
+data is re-sent, then the socket is recycled; a refusal is retried with backoff; a snapshot that
+fails is retried with backoff; before the venue's connection lifetime ends the service rotates
+the socket (:meth:`StreamSink.rotate`). Nothing one frame holds can end the session.
 """
 
 from __future__ import annotations
