@@ -254,7 +254,11 @@ class PerptermApp(App[None]):
         market = handle.key.market if handle is not None else self.selection.market
         title = f"{self._display_name(venue, market)} · {venue}"
         absent = f"{venue} has no {channel.value}" if handle is None and self.selection.market else "no market"
-        self.query_one(widget).bind(None if handle is None else handle.stream, title=title, absent=absent)
+        view = self.query_one(widget)
+        view.bind(None if handle is None else handle.stream, title=title, absent=absent)
+        if channel is Channel.CANDLES:  # a venue without candles gives the tape the whole column
+            adapter = self.service.adapters.get(self.selection.venue) if self.service is not None else None
+            view.display = adapter is None or Channel.CANDLES in adapter.channels
 
     def _bind_outcomes(self) -> None:
         """For a prediction market, follow the books of its other outcomes for the header."""
