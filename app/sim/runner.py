@@ -251,7 +251,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="perpterm sim",
         description="Run the venue emulators on loopback; prints one line per venue once listening.",
     )
-    parser.add_argument("--venues", default="hyperliquid", help=f"comma-separated venue ids ({', '.join(VENUE_EMULATORS)})")
+    parser.add_argument(
+        "--venues", default=",".join(VENUE_EMULATORS), help=f"comma-separated venue ids (default all: {', '.join(VENUE_EMULATORS)})"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port-base", type=int, default=0, metavar="N", help="first port, one per venue in order (0: free ports)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"market seed (default {DEFAULT_SEED})")
