@@ -110,13 +110,12 @@ from app.sim.engine import (
     HOSTILE_ASSETS,
     AssetSpec,
     Bar,
-    MarketEngine,
     StepEvents,
     Trade,
     bucket_end,
     bucket_start,
 )
-from app.sim.server import DEFAULT_SEED, EmulatorServer, WsConnection
+from app.sim.server import EmulatorServer, WsConnection
 
 __all__ = ["ASTER_ASSETS", "AsterEmulator"]
 
@@ -395,18 +394,11 @@ class AsterEmulator(EmulatorServer):
         hostile_names: bool = False,
         **kwargs: Any,
     ) -> None:
-        if "engine" not in kwargs:
-            start_ms = kwargs.pop("start_ms", None)
-            assets = ASTER_ASSETS
-            if hostile_names:
-                assets = (*assets, *(replace(spec, quote="USDT", symbol=spec.symbol.replace("/USDC", "/USDT")) for spec in HOSTILE_ASSETS))
-            kwargs["engine"] = MarketEngine(
-                kwargs.get("seed", DEFAULT_SEED),
-                assets,
-                start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms,
-            )
-        elif hostile_names:
-            raise ValueError("hostile_names builds its own engine; pass one or the other")
+        if hostile_names:
+            hostile = (replace(spec, quote="USDT", symbol=spec.symbol.replace("/USDC", "/USDT")) for spec in HOSTILE_ASSETS)
+            kwargs["assets"] = (*ASTER_ASSETS, *hostile)
+        elif "engine" not in kwargs:
+            kwargs["assets"] = ASTER_ASSETS
         kwargs.setdefault("max_connection_age", 86_400.0)
         kwargs.setdefault("idle_timeout", math.inf)
         super().__init__(**kwargs)

@@ -64,7 +64,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,14 +79,13 @@ from app.sim.engine import (
     AssetSpec,
     Bar,
     Fill,
-    MarketEngine,
     StepEvents,
     Trade,
     bucket_end,
     format_decimal,
     format_price,
 )
-from app.sim.server import DEFAULT_SEED, EmulatorServer, WsConnection
+from app.sim.server import EmulatorServer, WsConnection
 
 __all__ = ["HyperliquidEmulator", "INFO_TYPES"]
 
@@ -206,14 +204,7 @@ class HyperliquidEmulator(EmulatorServer):
         **kwargs: Any,
     ) -> None:
         if hostile_names:
-            if "engine" in kwargs:
-                raise ValueError("hostile_names builds its own engine; pass one or the other")
-            start_ms = kwargs.pop("start_ms", None)
-            kwargs["engine"] = MarketEngine(
-                kwargs.get("seed", DEFAULT_SEED),
-                (*DEFAULT_ASSETS, *HOSTILE_ASSETS),
-                start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms,
-            )
+            kwargs["assets"] = (*DEFAULT_ASSETS, *HOSTILE_ASSETS)
         super().__init__(**kwargs)
         self.book_interval_ms = int(book_interval * 1000)
         self.mids_interval_ms = int(mids_interval * 1000)

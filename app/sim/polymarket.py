@@ -85,7 +85,7 @@ from typing import Any, Self
 import orjson
 from aiohttp import web
 
-from app.sim.engine import DEFAULT_ASSETS, HOSTILE_NAMES, MarketEngine, StepEvents
+from app.sim.engine import DEFAULT_ASSETS, HOSTILE_NAMES, StepEvents
 from app.sim.predictions import (
     COARSE_TICK,
     DEFAULT_MARKETS,
@@ -167,8 +167,7 @@ class PolymarketEmulator(EmulatorServer):
     ) -> None:
         seed = kwargs.get("seed", DEFAULT_SEED)
         if "engine" not in kwargs:  # the engine is the shared clock; one asset is all it needs
-            start_ms = kwargs.pop("start_ms", None)
-            kwargs["engine"] = MarketEngine(seed, DEFAULT_ASSETS[:1], start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms)
+            kwargs["assets"] = DEFAULT_ASSETS[:1]
         super().__init__(idle_timeout=math.inf, **kwargs)
         if book_refresh_interval <= 0:
             raise ValueError("book_refresh_interval must be positive")

@@ -64,7 +64,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from aiohttp import WSMessage, WSMsgType, web
 
-from app.sim.engine import MarketEngine, StepEvents
+from app.sim.engine import AssetSpec, MarketEngine, StepEvents
 
 __all__ = ["BOOK_FAULTS", "DEFAULT_SEED", "EmulatorServer", "EmulatorStats", "WsConnection"]
 
@@ -183,9 +183,16 @@ class EmulatorServer:
         write_buffer_limit: int = 8 << 20,
         max_message_size: int = 1 << 20,
         max_connection_age: float | None = None,
+        assets: Iterable[AssetSpec] | None = None,
     ) -> None:
+        """``engine`` shares a market; otherwise one is built from ``assets`` (the engine's defaults
+        when ``None``), starting now or at ``start_ms``."""
+        if engine is not None and assets is not None:
+            raise ValueError("pass an engine or the assets to build one, not both")
         self.seed = seed
-        self.engine = engine or MarketEngine(seed, start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms)
+        self.engine = engine or MarketEngine(
+            seed, assets, start_ms=time.time_ns() // 1_000_000 if start_ms is None else start_ms
+        )
         self.tick_interval = tick_interval
         self.idle_timeout = idle_timeout
         self.greeting = greeting
