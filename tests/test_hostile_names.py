@@ -16,11 +16,14 @@ from textual.app import App, ComposeResult
 from textual.strip import Strip
 from textual.widgets._toast import Toast
 
+from app.config import load_settings
 from app.model import Channel, ConnectionHealth, ConnectionState, StreamState, Venue
 from app.sim.engine import HOSTILE_NAMES, HOSTILE_TOKEN
 from app.sim.hyperliquid import HyperliquidEmulator
+from app.sim.runner import start_emulators
 from app.ui import PerptermApp
-from tests.conftest import eventually
+from app.venues.base import Endpoint
+from tests.conftest import FAST_LIVENESS, eventually
 from tests.test_app import make_app, screen_strips
 from tests.test_sim_runner import post_info, spawn_sim
 from widgets import CandleChart, OrderBookView, StatusBar, TradeTapeView
@@ -159,3 +162,30 @@ def test_sim_command_serves_hostile_names() -> None:
 )
 def test_inert_strips_what_the_terminal_would_act_on(text: str, shown: str) -> None:
     assert inert(text) == shown
+
+
+@pytest.mark.parametrize("venue", [Venue.ASTER, Venue.POLYMARKET])
+async def test_hostile_names_of_the_other_venues_are_shown_literally(venue: Venue) -> None:
+    """Aster lists hostile symbols, Polymarket hostile questions: every one reaches the header and
+    the book title literally and inert, and the picker offers it without markup."""
+    (server,) = await start_emulators([str(venue)], seed=11, hostile_names=True)
+    try:
+        endpoint = Endpoint(server.ws_url, server.http_url, tuple(server.extra_urls().items()))
+        app = PerptermApp(load_settings(venue=venue, market=""), {venue: endpoint}, demo=True, liveness={venue: FAST_LIVENESS})
+        async with app.run_test(size=(160, 40)) as pilot:
+            await eventually(lambda: bool(app.markets.get(venue)), timeout=10, what="market list")
+            hostile = [m for m in app.markets[venue] if any(name in m.display for name in HOSTILE_NAMES)]
+            assert hostile, [m.display for m in app.markets[venue]]
+            labels = [command.label for command in app.market_commands()]
+            assert all(any(m.display in label for label in labels) for m in hostile)
+            for info in hostile:
+                app.select(market=info.market)
+                shown = inert(info.display)
+                book = app.query_one(OrderBookView)
+                await eventually(lambda: book.render_line(0).text.startswith(f" {shown}"[: book.size.width - 10]), what=f"{shown!r} book title")
+                await pilot.pause()
+                assert shown in screen_lines(app)[0]  # the header, checked inert by screen_lines
+            await pilot.click("#header", offset=(40, 0))
+            assert app.is_running and app.return_code is None
+    finally:
+        await server.stop()
