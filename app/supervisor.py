@@ -444,20 +444,23 @@ class Connection:
             if self._session_data_since is None:
                 self._session_data_since = now
             if not stream.confirmed:
-                self._unanswered.pop(stream.key, None)
-                self._refusals.pop(stream.key, None)
+                self._answered(stream)
                 if isinstance(item.event, Trades):
                     item.event.backlog = True  # first frames are backlogs, on every venue
             self._sink.ingest(stream, item.event)
         elif isinstance(item, Ack):
             if not item.unsubscribe:
                 for stream in self._streams_named(item.subscription, item.request_id):
-                    self._unanswered.pop(stream.key, None)
-                    self._refusals.pop(stream.key, None)
+                    self._answered(stream)
                     self._sink.confirm(stream)
         elif isinstance(item, VenueError):
             self._venue_error(item)
         # Pong, Ignored: liveness is already noted above; they carry nothing else.
+
+    def _answered(self, stream: Stream) -> None:
+        """The venue accepted the stream's subscription: no re-send, no refusal backoff."""
+        self._unanswered.pop(stream.key, None)
+        self._refusals.pop(stream.key, None)
 
     def _bad_frame(self, problem: str) -> None:
         self.decode_errors += 1
