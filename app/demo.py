@@ -25,6 +25,10 @@ from app.sim.runner import Fault
 from app.venues.base import Endpoint
 
 
+STOP_GRACE = 2.0
+"""Seconds the emulators get to close their sockets before they are killed: the demo is exiting,
+so nothing waits on a graceful close and the user should not wait for one either."""
+
 DEMO_PORT_BASE = 47800
 """The demo's emulators listen here when the ports are free (free ports otherwise), so that the
 endpoints are the same from one run to the next."""
@@ -111,7 +115,7 @@ class EmulatorProcess:
             with contextlib.suppress(OSError):
                 process.stdin.close()  # the child's cue to exit
         try:
-            process.wait(5)
+            process.wait(STOP_GRACE)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -160,9 +160,8 @@ class SubscriptionService:
 
     async def close(self) -> None:
         """Close every connection and REST session; never raises (a connection's error is its own)."""
-        for conns in self._connections.values():
-            for connection in conns:
-                await connection.close()
+        connections = [c for conns in self._connections.values() for c in conns]
+        await asyncio.gather(*(connection.close() for connection in connections))  # at once, not in turn
         self._connections.clear()
         await asyncio.gather(*self._closing, return_exceptions=True)
         for adapter in self.adapters.values():
