@@ -88,6 +88,9 @@ def theme_names() -> tuple[str, ...]:
     return (*(theme.name for theme in load_themes()), *BUILTIN_THEMES)
 
 
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
 class VenueSettings(BaseModel):
     """How to reach one venue."""
 
@@ -98,6 +101,17 @@ class VenueSettings(BaseModel):
     ws_url: str | None = None
     http_url: str | None = None
     markets: list[str] = Field(default_factory=list, description="markets to show first")
+    wallet: str | None = Field(
+        None, description="account address whose positions, fills and liquidation state to show"
+    )
+
+    @field_validator("wallet")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        # An address is public (not a secret), but it is checked so a typo fails here, not later.
+        if value is not None and not _ADDRESS.fullmatch(value):
+            raise ValueError("expected an address: 0x and 40 hex digits")
+        return None if value is None else value.lower()
 
     _check_ws = field_validator("ws_url")(lambda v: _check_url(v, ("ws", "wss")))
     _check_http = field_validator("http_url")(lambda v: _check_url(v, ("http", "https")))

@@ -36,6 +36,20 @@ class Channel(StrEnum):
     TICKER = "ticker"
     ALL_MIDS = "all_mids"
     BBO = "bbo"
+    OPTIONS_CHAIN = "options_chain"  # strikes by expiry of one underlying (market: the underlying)
+    LISTINGS = "listings"  # markets created, expired, deleted
+    # Account channels: the market is empty; the account is the venue's configured wallet.
+    POSITIONS = "positions"  # positions, margin and Greeks
+    LIQUIDATION = "liquidation"
+    FILLS = "fills"
+    ORDERS = "orders"
+    COMPETITION = "competition"
+
+
+ACCOUNT_CHANNELS = frozenset(
+    {Channel.POSITIONS, Channel.LIQUIDATION, Channel.FILLS, Channel.ORDERS, Channel.COMPETITION}
+)
+"""Channels about one account: subscribed only for a venue with a configured wallet."""
 
 
 class Side(StrEnum):
@@ -216,8 +230,224 @@ class BookInvalidated:
     reason: str
 
 
+# --- Options and account events ------------------------------------------------------------------
+# Greeks and implied volatilities are floats: venues send them as JSON numbers (model outputs, not
+# prices), and nothing is keyed by them. Prices, sizes and money stay decimal strings.
+
+
+@dataclass(slots=True)
+class ChainLeg:
+    """One call or put of an options-chain row: top of book, IV and per-contract Greeks."""
+
+    symbol: str
+    bid: float | None = None
+    ask: float | None = None
+    mark: float | None = None  # where the venue sends none: the mid of bid and ask
+    bid_iv: float | None = None
+    ask_iv: float | None = None
+    mark_iv: float | None = None
+    delta: float | None = None
+    gamma: float | None = None
+    theta: float | None = None
+    vega: float | None = None
+
+
+@dataclass(slots=True)
+class ChainRow:
+    """A strike of one expiry: upserted whole (the venue sends the row with both legs)."""
+
+    underlying: str
+    expiry_s: int  # expiry, Unix seconds
+    strike: str
+    call: ChainLeg | None = None
+    put: ChainLeg | None = None
+
+
+@dataclass(slots=True)
+class ChainRemoval:
+    """One leg left the chain (it expired or was delisted)."""
+
+    underlying: str
+    expiry_s: int
+    strike: str
+    option_type: str  # "call" or "put"
+    symbol: str
+
+
+@dataclass(slots=True)
+class Listing:
+    """A market was created, expired or deleted (``info`` is ``None`` for a deletion)."""
+
+    action: str  # "created", "expired", "deleted"
+    market: str
+    info: MarketInfo | None
+    time_ms: int
+
+
+@dataclass(slots=True)
+class Position:
+    """An open position. ``size`` is signed (negative: short) in contracts or coins."""
+
+    market: str
+    underlying: str
+    kind: str  # "perp", "option", "spot"
+    size: str
+    entry_price: str | None = None
+    mark_price: str | None = None
+    unrealized_pnl: str | None = None
+    liquidation_price: str | None = None
+    maintenance_margin: str | None = None
+
+
+@dataclass(slots=True)
+class Positions:
+    """The account's positions: all of them (``replace``) or the ones that changed (size zero
+    removes a position)."""
+
+    positions: list[Position]
+    replace: bool = True
+    time_ms: int | None = None
+
+
+@dataclass(slots=True)
+class Margin:
+    """Account equity against the venue's maintenance requirement (both USD decimal strings)."""
+
+    equity: str
+    maintenance: str
+    initial: str | None = None
+    available: str | None = None
+    time_ms: int | None = None
+
+
+@dataclass(slots=True)
+class LegGreeks:
+    """A position's Greeks as the venue computes them, already times the position's quantity:
+    delta in underlying units, gamma per 1 USD of the underlying, theta USD per day, vega USD
+    per volatility point."""
+
+    market: str
+    quantity: str
+    delta: float
+    gamma: float
+    theta: float
+    vega: float
+    iv: float | None = None
+
+
+@dataclass(slots=True)
+class Greeks:
+    """The venue's per-leg Greeks of the whole portfolio (replaces the previous set)."""
+
+    legs: list[LegGreeks]
+    time_ms: int | None = None
+
+
+@dataclass(slots=True)
+class PositionExpired:
+    market: str
+    size: str
+    settlement_price: str
+    settlement_value: str
+    time_ms: int
+
+
+class LiquidationState(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+    LIQUIDATING = "Liquidating"
+
+
+@dataclass(slots=True)
+class LiquidationChange:
+    """The venue moved the account to ``state`` (``previous`` ``None``: the venue did not say).
+
+    ``lasts``: ``None`` for a venue that reports states (it holds until the next change);
+    seconds for one that reports a liquidation as an event (Hyperliquid), shown that long before
+    the state is derived from margin again."""
+
+    state: LiquidationState
+    previous: LiquidationState | None = None
+    equity: str | None = None
+    maintenance: str | None = None
+    shortfall: str | None = None
+    auction_id: str | None = None
+    time_ms: int | None = None
+    lasts: float | None = None
+
+
+@dataclass(slots=True)
+class Fill:
+    """One of the account's fills; ``side`` is the account's side."""
+
+    market: str
+    side: Side
+    price: str
+    size: str
+    time_ms: int
+    fill_id: str
+    order_id: str | None = None
+    fee: str | None = None
+    taker: bool | None = None
+    liquidation: bool = False
+
+
+@dataclass(slots=True)
+class Fills:
+    """A batch of fills; ``snapshot`` marks the recent history a venue sends first."""
+
+    fills: list[Fill]
+    snapshot: bool = False
+
+
+@dataclass(slots=True)
+class OrderUpdate:
+    """An order's new status; ``filled`` is cumulative."""
+
+    order_id: str
+    market: str | None
+    status: str  # lower case: "open", "filled", "canceled", "rejected", ...
+    side: Side | None = None
+    price: str | None = None
+    size: str | None = None  # original size
+    filled: str | None = None
+    time_ms: int | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class OrderUpdates:
+    orders: list[OrderUpdate]
+
+
+@dataclass(slots=True)
+class CompetitionSummary:
+    lifetime_pnl: str
+    competition: str | None = None
+    rank: int | None = None
+    pnl: str | None = None
+    volume: str | None = None
+    time_ms: int | None = None
+
+
+AccountEvent: TypeAlias = (
+    Positions | Margin | Greeks | PositionExpired | LiquidationChange | Fills | OrderUpdates | CompetitionSummary
+)
+
 MarketEvent: TypeAlias = (
-    BookSnapshot | BookDelta | BookInvalidated | Trades | Candle | CandleHistory | Ticker | Bbo | AllMids
+    BookSnapshot
+    | BookDelta
+    | BookInvalidated
+    | Trades
+    | Candle
+    | CandleHistory
+    | Ticker
+    | Bbo
+    | AllMids
+    | ChainRow
+    | ChainRemoval
+    | Listing
+    | AccountEvent
 )
 
 

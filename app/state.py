@@ -331,9 +331,14 @@ class MidsData(StreamData):
             self.generation += 1
 
 
-STATE_TYPES: dict[Channel, type[StreamData]] = {
-    cls.channel: cls for cls in (BookData, TradeTape, CandleSeries, TickerData, BboData, MidsData)
-}
+def _state_types() -> dict[Channel, type[StreamData]]:
+    from app.account import ACCOUNT_STATE_TYPES  # builds on StreamData above
+
+    market = (BookData, TradeTape, CandleSeries, TickerData, BboData, MidsData)
+    return {cls.channel: cls for cls in (*market, *ACCOUNT_STATE_TYPES)}
+
+
+STATE_TYPES: dict[Channel, type[StreamData]] = _state_types()
 
 
 def new_state(channel: Channel) -> StreamData:

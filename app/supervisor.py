@@ -47,7 +47,17 @@ from app.record import Recorder, record_snapshots, session_label
 from app.rest import RestError
 from app.state import BookData, Stream
 from app.logsafe import QuietLog, escape
-from app.venues.base import Ack, Data, DecodeError, Decoded, Liveness, VenueAdapter, VenueError
+from app.venues.base import (
+    Ack,
+    Authenticated,
+    Data,
+    DecodeError,
+    Decoded,
+    Handshake,
+    Liveness,
+    VenueAdapter,
+    VenueError,
+)
 
 log = logging.getLogger("perpterm.supervisor")
 
@@ -317,9 +327,14 @@ class Connection:
             ) as ws:
                 self._ws = ws
                 self._outbox = asyncio.Queue()
-                self._set_state(ConnectionState.LIVE)
                 self._sessions += 1
                 self._recorded_as = session_label(self.label, self._sessions)
+                if (handshake := self.adapter.handshake(self.group)) is not None:
+                    refusal = await self._handshake(ws, handshake)
+                    if refusal is not None:
+                        self._fail(f"authentication refused: {escape(refusal, 120)}")
+                        return None
+                self._set_state(ConnectionState.LIVE)
                 self._resubscribe_all()
                 await self._session(ws)
                 code, reason = ws.close_code, ws.close_reason or ""
@@ -345,6 +360,28 @@ class Connection:
         if since is not None and self.last_data_at is not None and self.last_data_at - since >= self.healthy_after:
             self.backoff.reset()  # it delivered for a while: a drop now is news, not a pattern
         return escape(reason, 120) or (f"closed ({code})" if code else "closed")
+
+    async def _handshake(self, ws: ClientConnection, handshake: Handshake) -> str | None:
+        """Send the handshake and wait for the venue's acceptance; the venue's refusal message,
+        or ``None`` once accepted. Raises ``TimeoutError`` when the venue does not answer."""
+        for message in handshake.messages:
+            await ws.send(message)
+        async with asyncio.timeout(handshake.timeout):
+            while True:
+                frame = await ws.recv()
+                if self._recorder is not None:
+                    self._recorder.ws(self.adapter.venue, self._recorded_as, self._path, frame)
+                self._last_inbound = self._clock()
+                try:
+                    decoded = self._decode(frame)
+                except Exception as exc:  # a bad frame is counted, and the wait goes on
+                    self._bad_frame(f"during authentication: {type(exc).__name__}: {exc}")
+                    continue
+                for item in decoded:
+                    if isinstance(item, Authenticated):
+                        return None
+                    if isinstance(item, VenueError):
+                        return item.message
 
     async def _wait_backoff(self, reason: str) -> None:
         delay = self.backoff.next_delay()
@@ -450,7 +487,10 @@ class Connection:
             self._sink.ingest(stream, item.event)
         elif isinstance(item, Ack):
             if not item.unsubscribe:
-                for stream in self._streams_named(item.subscription, item.request_id):
+                streams = self._streams_named(item.subscription, item.request_id, partial=item.partial)
+                if item.partial:  # one ack per subscribe: the oldest unanswered one it fits
+                    streams = [stream for stream in streams if stream.key in self._unanswered][:1]
+                for stream in streams:
                     self._answered(stream)
                     self._sink.confirm(stream)
         elif isinstance(item, VenueError):
@@ -468,7 +508,7 @@ class Connection:
         self._log.warning(kind, f"{self.label}: bad frame #{self.decode_errors}: {problem}")
 
     def _venue_error(self, error: VenueError) -> None:
-        streams = self._streams_named(error.subscription, error.request_id)
+        streams = self._streams_named(error.subscription, error.request_id, partial=error.partial)
         message = escape(error.message)
         if not streams:
             self._log.warning(f"venue error {message}", f"{self.label}: venue error: {message}")
@@ -491,20 +531,24 @@ class Connection:
             del self._stream_tasks[stream.key]
             self._subscribe([stream])
 
-    def _streams_named(self, subscription: object, request_id: int | None) -> list[Stream]:
+    def _streams_named(self, subscription: object, request_id: int | None, *, partial: bool = False) -> list[Stream]:
         """The streams an ack or error is about: those of the request it names by id, or those
-        whose subscription it echoes (echoes are normalized: matched as subsets)."""
+        whose subscription it echoes. Echoes are normalized (fields added), so ours must be a
+        subset of the echo; a ``partial`` echo (fields left out) must be a subset of ours."""
         if request_id is not None:
             keys = self._requests.pop(request_id, ())
             return [self.streams[key] for key in keys if key in self.streams]
         if not isinstance(subscription, dict):
             return []
-        return [
-            stream
-            for stream in self.streams.values()
-            if isinstance(ours := self.adapter.subscription(stream.key), dict)
-            and all(subscription.get(k) == v for k, v in ours.items())
-        ]
+        named = []
+        for stream in self.streams.values():
+            ours = self.adapter.subscription(stream.key)
+            if not isinstance(ours, dict):
+                continue
+            small, large = (subscription, ours) if partial else (ours, subscription)
+            if all(large.get(k) == v for k, v in small.items()):
+                named.append(stream)
+        return named
 
     async def _watch(self, ws: ClientConnection) -> None:
         """Probe liveness; abort the socket when a probe goes unanswered."""

@@ -218,6 +218,7 @@ KEYS = {
         StreamKey(HL, Channel.TRADES, "ETH"),
         StreamKey(HL, Channel.TICKER, "@107"),
         StreamKey(HL, Channel.BBO, "ETH"),
+        *(StreamKey(HL, channel) for channel in (Channel.POSITIONS, Channel.FILLS, Channel.ORDERS, Channel.LIQUIDATION)),
     ],
     ASTER: [
         *(StreamKey(ASTER, channel, market) for channel in (Channel.BOOK, Channel.TRADES, Channel.TICKER, Channel.BBO)
@@ -228,6 +229,19 @@ KEYS = {
         StreamKey(ASTER, Channel.ALL_MIDS, "", freeze_params({"kind": "spot"})),
     ],  # fmt: skip
     Venue.POLYMARKET: [StreamKey(Venue.POLYMARKET, Channel.BOOK, "7123"), StreamKey(Venue.POLYMARKET, Channel.TRADES, "7123")],
+    Venue.HYPERCALL: [
+        StreamKey(Venue.HYPERCALL, Channel.BOOK, "BTC-20260131-100000-C"),
+        StreamKey(Venue.HYPERCALL, Channel.TRADES, "ETH-20260131-3500-P"),
+        StreamKey(Venue.HYPERCALL, Channel.CANDLES, "BTC", freeze_params({"interval": "1h"})),
+        StreamKey(Venue.HYPERCALL, Channel.ALL_MIDS),
+        StreamKey(Venue.HYPERCALL, Channel.OPTIONS_CHAIN, "BTC"),
+        StreamKey(Venue.HYPERCALL, Channel.OPTIONS_CHAIN, "ETH", freeze_params({"expiry": "2026-01-31", "option_type": "put"})),
+        StreamKey(Venue.HYPERCALL, Channel.LISTINGS),
+        *(
+            StreamKey(Venue.HYPERCALL, channel)
+            for channel in (Channel.POSITIONS, Channel.LIQUIDATION, Channel.FILLS, Channel.ORDERS, Channel.COMPETITION)
+        ),
+    ],
 }
 
 
@@ -236,7 +250,7 @@ async def test_every_adapter_inverts_its_routes_and_snapshot_requests(venue):
     cls = ADAPTERS[venue]
     assert cls.key_for_route is not VenueAdapter.key_for_route and cls.key_for_request is not VenueAdapter.key_for_request
     rest = CapturingRest()
-    adapter = cls(Endpoint("ws://x/ws", "http://x"), rest)  # type: ignore[arg-type]
+    adapter = cls(Endpoint("ws://x/ws", "http://x"), rest, "0x" + "ab" * 20)  # type: ignore[arg-type]
     snapshots = 0
     for key in KEYS[venue]:
         group = adapter.group(key)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from app.model import Venue
 from app.rest import RateLimiter, RestClient
-from app.venues import aster, hyperliquid, polymarket
+from app.venues import aster, hypercall, hyperliquid, polymarket
 from app.venues.base import Endpoint, VenueAdapter
 
 ADAPTERS: dict[Venue, type[VenueAdapter]] = {
     Venue.HYPERLIQUID: hyperliquid.HyperliquidAdapter,
     Venue.ASTER: aster.AsterAdapter,
     Venue.POLYMARKET: polymarket.PolymarketAdapter,
+    Venue.HYPERCALL: hypercall.HypercallAdapter,
 }
 
 # Named public endpoints per venue ("mainnet", "testnet", ...), for config and --endpoint.
@@ -18,11 +19,14 @@ NETWORKS: dict[Venue, dict[str, Endpoint]] = {
     Venue.HYPERLIQUID: hyperliquid.NETWORKS,
     Venue.ASTER: aster.NETWORKS,
     Venue.POLYMARKET: polymarket.NETWORKS,
+    Venue.HYPERCALL: hypercall.NETWORKS,
 }
 
 
-def build_adapter(venue: Venue, endpoint: Endpoint) -> VenueAdapter:
-    """The venue's adapter with a REST client limited to the venue's request weight."""
+def build_adapter(venue: Venue, endpoint: Endpoint, wallet: str | None = None) -> VenueAdapter:
+    """The venue's adapter with a REST client limited to the venue's request weight, serving the
+    account of ``wallet`` if given."""
     cls = ADAPTERS[venue]
     limit = cls.rest_weight_per_minute
-    return cls(endpoint, RestClient(endpoint.http_url, limiter=None if limit is None else RateLimiter(limit)))
+    rest = RestClient(endpoint.http_url, limiter=None if limit is None else RateLimiter(limit))
+    return cls(endpoint, rest, wallet)

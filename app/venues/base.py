@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from app.model import Channel, MarketEvent, MarketInfo, StreamKey, Venue
+from app.model import ACCOUNT_CHANNELS, Channel, MarketEvent, MarketInfo, StreamKey, Venue
 from app.rest import RestClient
 from app.state import StreamData, new_state
 
@@ -65,21 +65,27 @@ class Data:
 @dataclass(slots=True)
 class Ack:
     """The venue confirmed a subscribe (or unsubscribe) request, echoing its subscription or
-    naming the request's id (Binance-style venues)."""
+    naming the request's id (Binance-style venues).
+
+    ``partial``: the echo names only part of the subscription (Hypercall echoes the channel, not
+    its filters), so one ack answers the oldest unanswered subscribe it fits."""
 
     subscription: Any = None
     unsubscribe: bool = False
     request_id: int | None = None
+    partial: bool = False
 
 
 @dataclass(slots=True)
 class VenueError:
     """An error message from the venue; ``subscription`` or ``request_id`` is set when it names
-    the request it refuses."""
+    the request it refuses (``partial``: as for :class:`Ack`; the refusal is then every
+    subscription the echo fits, e.g. all of an invalid channel's)."""
 
     message: str
     subscription: Any = None
     request_id: int | None = None
+    partial: bool = False
 
 
 @dataclass(slots=True)
@@ -92,7 +98,24 @@ class Ignored:
     """A frame with no meaning for us (a greeting, a response to nothing we track)."""
 
 
-Decoded = Data | Ack | VenueError | Pong | Ignored
+@dataclass(slots=True)
+class Authenticated:
+    """The venue accepted the connection's :class:`Handshake` (``identity``: what it echoed)."""
+
+    identity: str = ""
+
+
+Decoded = Data | Ack | VenueError | Pong | Ignored | Authenticated
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What a new socket sends before any subscription, and how long it waits for the venue's
+    :class:`Authenticated`. A :class:`VenueError` instead is a refusal: not retried until the
+    user asks (a wrong wallet stays wrong); no answer in ``timeout`` is a failed attempt."""
+
+    messages: tuple[str, ...]
+    timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +183,12 @@ class VenueAdapter(ABC):
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 
-    def __init__(self, endpoint: Endpoint, rest: RestClient) -> None:
+    def __init__(self, endpoint: Endpoint, rest: RestClient, wallet: str | None = None) -> None:
+        """``wallet``: the account whose channels (:data:`~app.model.ACCOUNT_CHANNELS`) to
+        serve; without one those channels are refused by :meth:`check`."""
         self.endpoint = endpoint
         self.rest = rest
+        self.wallet = wallet
 
     def group(self, key: StreamKey) -> Hashable:
         """Streams of different groups never share a connection (hosts, paths, auth scopes)."""
@@ -172,10 +198,21 @@ class VenueAdapter(ABC):
         """How to connect for ``group``; called before every attempt."""
         return Dial(self.endpoint.ws_url)
 
+    def handshake(self, group: Hashable) -> Handshake | None:
+        """What a socket of ``group`` must send and have accepted before it subscribes
+        (Hypercall's ``Authenticate``); ``None`` for none."""
+        return None
+
+    def chart_market(self, market: str) -> str:
+        """The market whose candles chart ``market`` (an option's: its underlying's)."""
+        return market
+
     def check(self, key: StreamKey) -> None:
         """Raise ``ValueError`` with a clear message if the venue cannot serve ``key``."""
         if key.channel not in self.channels:
             raise ValueError(f"{self.venue} has no {key.channel} channel")
+        if key.channel in ACCOUNT_CHANNELS and not self.wallet:
+            raise ValueError(f"{self.venue} {key.channel}: no wallet configured")
 
     def state_for(self, key: StreamKey) -> StreamData:
         """The state a stream of ``key`` folds into; venues with delta books pick their sync here."""

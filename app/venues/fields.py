@@ -19,6 +19,7 @@ string and integer tests (no ``Decimal`` is built here), cheap enough for the ho
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from app.venues.base import DecodeError
@@ -154,3 +155,33 @@ def _all(values: list[Any], pattern: re.Pattern[str], one: Any, what: str) -> li
             one(value, what)
         raise DecodeError(f"{what} is not a list of plain decimals")
     return values
+
+
+# --- JSON numbers: model outputs (Greeks, IVs) and venues that send prices as numbers ----------
+
+MAX_NUMBER = 1e18
+
+
+def number(value: Any, what: str) -> float:
+    """A finite JSON number (``int`` or ``float``, never ``bool``) of magnitude below 1e18."""
+    if type(value) not in (int, float) or not -MAX_NUMBER < value < MAX_NUMBER:  # NaN fails too
+        raise DecodeError(f"{what} is not a finite number: {shown(value)}")
+    return float(value)
+
+
+def optional_number(value: Any, what: str) -> float | None:
+    return None if value is None else number(value, what)
+
+
+def number_text(value: Any, what: str, *, signed: bool = False) -> str:
+    """A JSON number as a plain decimal string, exactly as the venue wrote it where it can be
+    (the shortest repr of the float): for venues that send prices as numbers (Hypercall REST)."""
+    number(value, what)
+    text = format(Decimal(repr(value)), "f") if type(value) is float else str(value)
+    return decimal_text(text, what, signed=signed)
+
+
+def flag(value: Any, what: str) -> bool:
+    if type(value) is not bool:
+        raise DecodeError(f"{what} is not true or false: {shown(value)}")
+    return value

@@ -15,12 +15,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
 
 from app.model import (
     AllMids,
+    Fill,
+    Fills,
+    LiquidationChange,
+    LiquidationState,
+    Margin,
+    OrderUpdate,
+    OrderUpdates,
+    Position,
+    Positions,
     Bbo,
     BookSnapshot,
     Candle,
@@ -87,6 +97,17 @@ _SUBSCRIPTION_TYPE: dict[Channel, str] = {
     Channel.ALL_MIDS: "allMids",
     Channel.BBO: "bbo",
 }
+# Account streams, by the venue's subscription type (its frames' channel: userEvents -> "user").
+_ACCOUNT_TYPE: dict[Channel, str] = {
+    Channel.POSITIONS: "clearinghouseState",
+    Channel.FILLS: "userFills",
+    Channel.ORDERS: "orderUpdates",
+    Channel.LIQUIDATION: "userEvents",
+}
+_ACCOUNT_ROUTE: dict[Channel, str] = {**_ACCOUNT_TYPE, Channel.LIQUIDATION: "user"}
+_CHANNEL_OF_ACCOUNT_ROUTE = {route: channel for channel, route in _ACCOUNT_ROUTE.items()}
+ACCOUNT = "account"  # the connection group of account streams: one account per socket (the SDKs')
+LIQUIDATION_SHOWN = 60.0  # seconds a liquidation event is shown before margin speaks again
 _BOOK_OPTIONS = ("nSigFigs", "mantissa", "fast")
 _CHANNEL_OF_TYPE = {  # a route's first part -> channel, where the rest of the route is the coin
     kind: channel for channel, kind in _SUBSCRIPTION_TYPE.items() if channel not in (Channel.CANDLES, Channel.ALL_MIDS)
@@ -150,7 +171,7 @@ def _embedded_subscription(message: str) -> Any:
 
 class HyperliquidAdapter(VenueAdapter):
     venue = Venue.HYPERLIQUID
-    channels = frozenset(_SUBSCRIPTION_TYPE)
+    channels = frozenset({*_SUBSCRIPTION_TYPE, *_ACCOUNT_TYPE})
     # The venue allows 1000 subscriptions per IP; we stay far below it on one socket.
     max_subscriptions_per_connection = 200
     # Reference §7: REST weight 1200 a minute per IP (l2Book and allMids 2, candleSnapshot 20 plus
@@ -166,7 +187,12 @@ class HyperliquidAdapter(VenueAdapter):
         Channel.TICKER: 10.0,
     }
 
+    def group(self, key: StreamKey) -> Hashable:
+        return ACCOUNT if key.channel in _ACCOUNT_TYPE else ()
+
     def subscription(self, key: StreamKey) -> dict[str, Any]:
+        if key.channel in _ACCOUNT_TYPE:
+            return {"type": _ACCOUNT_TYPE[key.channel], "user": self.wallet}
         subscription: dict[str, Any] = {"type": _SUBSCRIPTION_TYPE[key.channel]}
         if key.channel is Channel.ALL_MIDS:
             if dex := key.param("dex"):
@@ -183,12 +209,16 @@ class HyperliquidAdapter(VenueAdapter):
 
     def check(self, key: StreamKey) -> None:
         super().check(key)
+        if key.channel in _ACCOUNT_TYPE:
+            return
         if key.channel is not Channel.ALL_MIDS and not key.market:
             raise ValueError(f"hyperliquid {key.channel} needs a market")
         if key.channel is Channel.CANDLES and key.param("interval", "1m") not in INTERVAL_MS:
             raise ValueError(f"unknown candle interval {key.param('interval')!r}")
 
     def route(self, key: StreamKey) -> Hashable:
+        if key.channel in _ACCOUNT_ROUTE:
+            return (_ACCOUNT_ROUTE[key.channel],)
         if key.channel is Channel.ALL_MIDS:
             return ("allMids", key.param("dex") or "")
         if key.channel is Channel.CANDLES:
@@ -248,6 +278,9 @@ class HyperliquidAdapter(VenueAdapter):
             if dex := key.param("dex"):
                 body["dex"] = dex
             return self.parse_snapshot(key, await self.rest.post_json("/info", body, weight=2))
+        if key.channel is Channel.POSITIONS:
+            body = {"type": "clearinghouseState", "user": self.wallet}
+            return self.parse_snapshot(key, await self.rest.post_json("/info", body, weight=2))
         return []
 
     def parse_snapshot(self, key: StreamKey, raw: Any) -> list[MarketEvent]:
@@ -261,10 +294,15 @@ class HyperliquidAdapter(VenueAdapter):
         if key.channel is Channel.ALL_MIDS:
             with decoding("allMids snapshot"):
                 return [] if raw is None else [AllMids(_mids(raw))]
+        if key.channel is Channel.POSITIONS:
+            with decoding("clearinghouseState snapshot"):
+                return _clearinghouse(raw)
         return []
 
     def key_for_route(self, route: Hashable, group: Hashable) -> StreamKey | None:
         match route:
+            case (str(kind),) if kind in _CHANNEL_OF_ACCOUNT_ROUTE:
+                return StreamKey(self.venue, _CHANNEL_OF_ACCOUNT_ROUTE[kind])
             case ("allMids", str(dex)):
                 return StreamKey(self.venue, Channel.ALL_MIDS, "", freeze_params({"dex": dex} if dex else None))
             case ("candle", str(coin), str(interval)):
@@ -286,6 +324,8 @@ class HyperliquidAdapter(VenueAdapter):
                 coin, interval = req.get("coin"), req.get("interval")  # not the times: they move
                 if isinstance(coin, str) and isinstance(interval, str):
                     return StreamKey(self.venue, Channel.CANDLES, coin, freeze_params({"interval": interval}))
+            case "clearinghouseState":
+                return StreamKey(self.venue, Channel.POSITIONS)
             case "allMids":
                 dex = body.get("dex")
                 return StreamKey(self.venue, Channel.ALL_MIDS, "", freeze_params({"dex": dex} if dex else None))
@@ -427,6 +467,114 @@ def _decode_error(data: Any) -> list[Decoded]:
     return [VenueError(message, subscription)]
 
 
+def _clearinghouse(raw: Any) -> list[MarketEvent]:
+    """Positions and margin from a ``clearinghouseState`` (REST answer or the socket's)."""
+    state = fields.obj(raw, "clearinghouseState")
+    summary = fields.obj(state["marginSummary"], "marginSummary")
+    positions = []
+    for entry in fields.array(state["assetPositions"], "assetPositions"):
+        position = fields.obj(fields.obj(entry, "assetPosition")["position"], "position")
+        coin = fields.name(position["coin"], "position.coin")
+        size = fields.decimal_text(position["szi"], "position.szi", signed=True)
+        value = fields.optional_decimal(position.get("positionValue"), "positionValue")
+        mark = None
+        if value is not None and Decimal(size) != 0:
+            mark = str((Decimal(value) / abs(Decimal(size))).normalize())
+        positions.append(
+            Position(
+                market=coin,
+                underlying=coin,
+                kind="perp",
+                size=size,
+                entry_price=fields.optional_decimal(position.get("entryPx"), "entryPx"),
+                mark_price=mark,
+                unrealized_pnl=fields.optional_decimal(position.get("unrealizedPnl"), "unrealizedPnl", signed=True),
+                liquidation_price=fields.optional_decimal(position.get("liquidationPx"), "liquidationPx"),
+            )
+        )
+    time = state.get("time")
+    time_ms = None if time is None else fields.time_ms(time, "clearinghouseState.time")
+    margin = Margin(
+        equity=fields.decimal_text(summary["accountValue"], "accountValue", signed=True),
+        maintenance=fields.decimal_text(state["crossMaintenanceMarginUsed"], "crossMaintenanceMarginUsed"),
+        initial=fields.optional_decimal(summary.get("totalMarginUsed"), "totalMarginUsed"),
+        available=fields.optional_decimal(state.get("withdrawable"), "withdrawable"),
+        time_ms=time_ms,
+    )
+    return [Positions(positions, replace=True, time_ms=time_ms), margin]
+
+
+def _decode_clearinghouse(data: Any) -> list[Decoded]:
+    data = fields.obj(data, "clearinghouseState event")
+    return [Data(("clearinghouseState",), event) for event in _clearinghouse(data["clearinghouseState"])]
+
+
+def _fill(raw: Any) -> Fill:
+    fill = fields.obj(raw, "fill")
+    side = fill["side"]
+    if side not in ("B", "A"):
+        raise DecodeError(f"fill.side is not B or A: {fields.shown(side)}")
+    crossed = fill.get("crossed")
+    return Fill(
+        market=fields.name(fill["coin"], "fill.coin"),
+        side=Side.BUY if side == "B" else Side.SELL,
+        price=fields.price(fill["px"], "fill.px"),
+        size=fields.size(fill["sz"], "fill.sz"),
+        time_ms=fields.time_ms(fill["time"], "fill.time"),
+        fill_id=str(fields.integer(fill["tid"], "fill.tid")),
+        order_id=str(fields.integer(fill["oid"], "fill.oid")),
+        fee=fields.optional_decimal(fill.get("fee"), "fill.fee", signed=True),
+        taker=crossed if isinstance(crossed, bool) else None,
+        liquidation=fill.get("liquidation") is not None,
+    )
+
+
+def _decode_user_fills(data: Any) -> list[Decoded]:
+    data = fields.obj(data, "userFills")
+    fills = [_fill(raw) for raw in fields.array(data["fills"], "userFills.fills")]
+    return [Data(("userFills",), Fills(fills, snapshot=data.get("isSnapshot") is True))]
+
+
+def _decode_order_updates(data: Any) -> list[Decoded]:
+    updates = []
+    for raw in fields.array(data, "orderUpdates"):
+        entry = fields.obj(raw, "orderUpdate")
+        order = fields.obj(entry["order"], "orderUpdate.order")
+        side = order["side"]
+        if side not in ("B", "A"):
+            raise DecodeError(f"order.side is not B or A: {fields.shown(side)}")
+        remaining = fields.size(order["sz"], "order.sz")
+        original = fields.size(order.get("origSz", remaining), "order.origSz")
+        updates.append(
+            OrderUpdate(
+                order_id=str(fields.integer(order["oid"], "order.oid")),
+                market=fields.name(order["coin"], "order.coin"),
+                status=fields.name(entry["status"], "orderUpdate.status").lower(),
+                side=Side.BUY if side == "B" else Side.SELL,
+                price=fields.price(order["limitPx"], "order.limitPx"),
+                size=original,
+                filled=str(Decimal(original) - Decimal(remaining)),
+                time_ms=fields.time_ms(entry["statusTimestamp"], "statusTimestamp"),
+            )
+        )
+    return [Data(("orderUpdates",), OrderUpdates(updates))] if updates else [Ignored()]
+
+
+def _decode_user_events(data: Any) -> list[Decoded]:
+    """``userEvents``: only the liquidation variant is news here (fills arrive on userFills)."""
+    data = fields.obj(data, "userEvents")
+    if (raw := data.get("liquidation")) is None:
+        return [Ignored()]
+    event = fields.obj(raw, "liquidation")
+    change = LiquidationChange(
+        state=LiquidationState.LIQUIDATING,
+        equity=fields.decimal_text(event["liquidated_account_value"], "liquidated_account_value", signed=True),
+        auction_id=str(fields.integer(event["lid"], "liquidation.lid")),
+        lasts=LIQUIDATION_SHOWN,
+    )
+    return [Data(("user",), change)]
+
+
 _DECODERS = {
     "l2Book": _decode_book,
     "trades": _decode_trades,
@@ -438,4 +586,8 @@ _DECODERS = {
     "subscriptionResponse": _decode_ack,
     "error": _decode_error,
     "post": lambda data: [Ignored()],  # we make no post requests over the socket
+    "clearinghouseState": _decode_clearinghouse,
+    "userFills": _decode_user_fills,
+    "orderUpdates": _decode_order_updates,
+    "user": _decode_user_events,
 }
