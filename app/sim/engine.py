@@ -365,8 +365,9 @@ class Fill:
     hash: str
     order_id: int
     taker: bool
-    fee: float
+    fee: float  # in quote units (USDC)
     tid: int
+    liquidation_mark_px: float | None = None  # set on the fills of a liquidation of the account
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +404,11 @@ class Position:
 
 
 class DemoAccount:
-    """Positions, spot balances and fills of :data:`DEMO_ADDRESS`, updated from its simulated trades."""
+    """Positions, spot balances and fills of :data:`DEMO_ADDRESS`, updated from its simulated trades.
+
+    The perp account's cash is ``STARTING_EQUITY + transfers + realized_pnl``; ``transfers`` is USDC
+    moved in or out by hand (an emulator's margin controls), never by trading.
+    """
 
     STARTING_EQUITY = 100_000.0
 
@@ -412,6 +417,7 @@ class DemoAccount:
         self.specs = specs
         self.positions: dict[str, Position] = {s: Position() for s, spec in specs.items() if spec.kind == "perp"}
         self.realized_pnl = 0.0
+        self.transfers = 0.0
         self.balances: dict[str, float] = {"USDC": 10_000.0}
         for spec in specs.values():
             if spec.kind == "spot":
@@ -419,7 +425,7 @@ class DemoAccount:
         self.fills: deque[Fill] = deque(maxlen=2_000)
 
     def apply(self, symbol: str, side: str, px: int, sz: int, time: int, hash_: str, order_id: int,
-              taker: bool, tid: int) -> Fill:  # fmt: skip
+              taker: bool, tid: int, liquidation_mark_px: float | None = None) -> Fill:  # fmt: skip
         spec = self.specs[symbol]
         price, qty = spec.px(px), spec.sz(sz)
         fee = price * qty * (0.00045 if taker else 0.00015)
@@ -447,7 +453,7 @@ class DemoAccount:
             sign = 1 if side == "buy" else -1
             self.balances[spec.base] = self.balances.get(spec.base, 0.0) + sign * qty
             self.balances[spec.quote] = self.balances.get(spec.quote, 0.0) - sign * qty * price - fee
-        fill = Fill(symbol, side, px, sz, time, start, closed_pnl, hash_, order_id, taker, fee, tid)  # type: ignore[arg-type]
+        fill = Fill(symbol, side, px, sz, time, start, closed_pnl, hash_, order_id, taker, fee, tid, liquidation_mark_px)  # type: ignore[arg-type]
         self.fills.append(fill)
         return fill
 
@@ -809,8 +815,15 @@ class MarketEngine:
             side = account.preferred_side(spec.symbol, rng)
             lots = max(1, lots // 4)
         matched = market.take(side, lots, limit)
-        if not matched:
-            return
+        if matched:
+            self._execute(market, side, matched, t, demo_taker, trades, fills)
+
+    def _execute(self, market: _Market, side: str, matched: list[tuple[int, int]], t: int, demo_taker: bool,
+                 trades: list[Trade], fills: list[Fill], liquidation_mark_px: float | None = None) -> None:  # fmt: skip
+        """Put one taker order's matched levels on the tape (and into the demo account's fills)."""
+        rng = self._rng
+        spec = market.spec
+        account = self.account
         taker = account.address if demo_taker else rng.choice(self._addresses)
         taker_oid = self._order_id()
         hash_ = f"0x{rng.getrandbits(256):064x}"
@@ -831,10 +844,30 @@ class MarketEngine:
                 grow = rng.random() < (0.55 if market.open_interest < spec.open_interest / spec.lot else 0.45)
                 market.open_interest = max(0, market.open_interest + (sz if grow else -sz))
             if demo_taker:
-                fills.append(account.apply(spec.symbol, side, px, sz, t, hash_, taker_oid, True, tid))
+                fills.append(account.apply(spec.symbol, side, px, sz, t, hash_, taker_oid, True, tid, liquidation_mark_px))
             elif demo_maker:
                 maker_side = "sell" if side == "buy" else "buy"
                 fills.append(account.apply(spec.symbol, maker_side, px, sz, t, hash_, self._order_id(), False, tid))
+
+    def liquidate_demo(self) -> tuple[dict[str, list[Trade]], list[Fill]]:
+        """Liquidate the demo account now: close each of its perp positions with one market order
+        of the full size through the book (Hyperliquid's first liquidation step; a thin book may
+        close it only partly). Returns the trades per symbol and the account's fills, which carry
+        the mark price the liquidation used; the emulator publishes them with its step."""
+        trades_by_symbol: dict[str, list[Trade]] = {}
+        fills: list[Fill] = []
+        for symbol, position in self.account.positions.items():
+            if position.size == 0:
+                continue
+            market = self._markets[symbol]
+            side = "sell" if position.size > 0 else "buy"
+            mark = self.mark_px(symbol)
+            matched = market.take(side, abs(position.size), None)
+            if matched:
+                trades: list[Trade] = []
+                self._execute(market, side, matched, self.now_ms, True, trades, fills, mark)
+                trades_by_symbol[symbol] = trades
+        return trades_by_symbol, fills
 
     def _add_day_volume(self, market: _Market, t: int, sz: int, ntl: float) -> None:
         live = market.candles.live[-1]  # the bar the trade just went into
@@ -925,6 +958,14 @@ class MarketEngine:
             raise ValueError(f"unknown interval {interval!r}")
         return self._markets[symbol].candles.current(interval)
 
+    def mark_px(self, symbol: str) -> float:
+        """Mark price: the median of best bid, best ask and last trade (what margin is valued at)."""
+        market = self._markets[symbol]
+        bid, ask = market.best()
+        last = market.trades[-1].px if market.trades else market.candles.last_close()
+        candidates = sorted(x for x in (bid and bid[0], ask and ask[0], last) if x)
+        return market.spec.px(candidates[len(candidates) // 2])
+
     def context(self, symbol: str) -> AssetContext:
         market = self._markets[symbol]
         spec = market.spec
@@ -932,9 +973,7 @@ class MarketEngine:
         fair = market.process.price
         oracle = fair * (1 + market.oracle_basis)
         bid, ask = market.best()
-        last = market.trades[-1].px if market.trades else market.candles.last_close()
-        candidates = sorted(x for x in (bid and bid[0], ask and ask[0], last) if x)
-        mark = spec.px(candidates[len(candidates) // 2])
+        mark = self.mark_px(symbol)
         mid = market.mid_ticks()
         impact_notional = 20_000.0 if spec.kind == "perp" else 2_000.0
         funding = max(-0.0004, min(0.0004, 0.0000125 + market.premium_ema / 8))

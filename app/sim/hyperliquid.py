@@ -23,6 +23,15 @@ Wire facts implemented (reference sections):
   step; all trades of a frame share a coin.
 * §4.3/§4.5/§4.6 ``activeAssetCtx`` and ``allMids`` (complete map) every 1 s, ``bbo`` when it changes.
 * §4.4 ``candle``: one object (not an array) per change of the forming bar.
+* §4.7 account channels of the demo address: ``userFills`` (a snapshot with ``isSnapshot: true``
+  first, then ``{"user","fills"}`` per step with fills); ``userEvents`` on channel ``user`` with
+  ``{"fills"}`` and ``{"liquidation":{lid,liquidator,liquidated_user,liquidated_ntl_pos,
+  liquidated_account_value}}``; liquidation fills carry ``liquidation{liquidatedUser,markPx (a
+  string),method:"market"}`` between ``tid`` and ``feeToken`` (key order of a real capture);
+  ``orderUpdates`` (no snapshot) with ``WsOrder`` lists; ``clearinghouseState``
+  (``{"type":"clearinghouseState","user","dex"?}``, verified in the nktkas SDK only):
+  ``{"dex":"","user","clearinghouseState":<the REST body>}`` on subscribe, then on change at most
+  once a second (virtual time; ``time`` alone is no change).
 * §5 ``post`` requests: ``info`` answered with the REST body under ``payload.data``; ``error`` with a
   string payload; more than 100 in flight -> ``too many pending post requests id=<n>`` on ``error``.
 * §6 REST ``/info`` types listed in :data:`INFO_TYPES`; ``allMids`` is a flat map (no ``mids``
@@ -49,9 +58,26 @@ Design decisions where the venue is silent or unverified ([D] in the reference's
 * Candles and ``l2Book`` use the WebSocket key order over REST too (the recorded REST fixtures were
   re-sorted by the tool that stored them).
 * Account data exists for :data:`app.sim.engine.DEMO_ADDRESS` only; any other address is an empty
-  account. ``openOrders``/``frontendOpenOrders`` are ``[]`` (the book is level-based, no orders);
-  ``orderUpdates``, ``webData2``, ``notification``, ``userFundings``, ``userNonFundingLedgerUpdates``
-  and ``activeAssetData`` are acknowledged and stay silent.
+  account. ``openOrders``/``frontendOpenOrders`` are ``[]`` (the book is level-based, no resting
+  orders); ``webData2``, ``notification``, ``userFundings``, ``userNonFundingLedgerUpdates`` and
+  ``activeAssetData`` are acknowledged and stay silent. A ``clearinghouseState`` subscription with a
+  non-empty ``dex`` is ``Invalid subscription`` (as ``allMids``).
+* ``orderUpdates``: each demo order of a step (a taker order with all its fills, or the resting
+  order behind a maker fill) is sent ``open`` (``sz`` = ``origSz``, ``timestamp`` = its first fill)
+  in one frame and then ``filled`` (``sz`` ``"0.0"``) in the next; a taker order's ``limitPx`` is its
+  worst fill price. The venue may batch a block's updates in one list; clients must accept both.
+* Margin (demo account): cross leverage min(10, maxLeverage); maintenance margin half the initial
+  margin at max leverage; ``liquidationPx`` by the venue's cross formula (see
+  :meth:`HyperliquidEmulator._clearinghouse_state`). ``cumFunding`` stays zero (no funding
+  payments are simulated).
+* Liquidation controls: :meth:`HyperliquidEmulator.set_liquidation_stage` (``normal``, ``warning``,
+  ``liquidating``) and ``scenario="liquidation"`` (virtual time from construction: normal for 10 s,
+  warning until 25 s, then liquidating: liquidated 3 s later, then trading on with what is left
+  and liquidated again whenever it stays below maintenance, as Hypercall's scenario stays
+  liquidating). The liquidation closes positions by market orders through the book
+  (taker fills, ``method: "market"``); the liquidator address is synthetic
+  (:data:`LIQUIDATOR_ADDRESS`); ``dir`` of those fills is ``Close Long``/``Close Short``.
+* Spot fills show the fee in the fee token (the base token on buys), as the venue does.
 * At most 1000 subscriptions per connection (the venue's limit is per IP).
 * ``hostile_names=True`` appends :data:`app.sim.engine.HOSTILE_ASSETS` to the universe: perps named
   with markup, escape sequences and a bidi override, and a spot pair whose base token is such a name
@@ -63,10 +89,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import orjson
 from aiohttp import web
@@ -87,7 +114,7 @@ from app.sim.engine import (
 )
 from app.sim.server import EmulatorServer, WsConnection
 
-__all__ = ["HyperliquidEmulator", "INFO_TYPES"]
+__all__ = ["HyperliquidEmulator", "INFO_TYPES", "LIQUIDATION_STAGES", "LIQUIDATOR_ADDRESS"]
 
 PARSE_ERROR = "Error parsing JSON into valid websocket request: "
 DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
@@ -101,6 +128,26 @@ PERP_MAX_DECIMALS, SPOT_MAX_DECIMALS = 6, 8
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _MAX_LEVERAGE = {"BTC": 40, "ETH": 25, "SOL": 20}
 _DEFAULT_MAX_LEVERAGE = 10
+_CROSS_LEVERAGE = 10  # the demo account's leverage setting, capped at each asset's maximum
+
+LiquidationStage = Literal["normal", "warning", "liquidating"]
+LIQUIDATION_STAGES: tuple[LiquidationStage, ...] = ("normal", "warning", "liquidating")
+#: Who liquidates the demo account (synthetic; the venue names its liquidator vault here).
+LIQUIDATOR_ADDRESS = "0x11d0000000000000000000000000000000000001"
+#: How long the demo account stays below its maintenance margin before it is liquidated (virtual
+#: ms): long enough for a client to see the Liquidating state in a ``clearinghouseState`` push.
+LIQUIDATION_DELAY_MS = 3_000
+CLEARINGHOUSE_PUSH_MS = 1_000  # clearinghouseState pushes: on change, at most once a second
+#: accountValue / crossMaintenanceMarginUsed kept by each stage: (low, high, target). The account
+#: value floats with the market inside [low, high]; outside it, USDC is moved to reach the target.
+_STAGE_BANDS: dict[str, tuple[float, float, float]] = {
+    "normal": (2.0, math.inf, 4.0),
+    "warning": (1.05, 1.45, 1.25),
+    "liquidating": (0.75, 0.95, 0.85),
+}
+#: The "liquidation" scenario: (stage, virtual ms after start it lasts until); then liquidating for good.
+_SCENARIO_STAGES: tuple[tuple[LiquidationStage, int], ...] = (("normal", 10_000), ("warning", 25_000))
+_ACCOUNT_PUSHES = frozenset({"userFills", "userEvents", "orderUpdates"})  # fed by the demo account's fills
 _SUBSCRIPTION_FIELDS: dict[str, tuple[str, ...]] = {
     "allMids": (),
     "l2Book": ("coin",),
@@ -111,6 +158,7 @@ _SUBSCRIPTION_FIELDS: dict[str, tuple[str, ...]] = {
     "userFills": ("user",),
     "userEvents": ("user",),
     "orderUpdates": ("user",),
+    "clearinghouseState": ("user",),
     "notification": ("user",),
     "webData2": ("user",),
     "userFundings": ("user",),
@@ -160,7 +208,42 @@ class _Topic:
     subscription: _Subscription
     connections: set[WsConnection] = field(default_factory=set)
     last_sent: Any = None
+    last_push_ms: int = 0
     held: bytes | None = None  # a book push kept back by the "reorder" fault
+
+
+@dataclass(slots=True)
+class _PositionMargin:
+    """One open perp position of the demo account, valued at the mark."""
+
+    item: _Listing
+    lots: int  # signed
+    size: float  # signed
+    entry_px: float
+    mark: float
+    value: float
+    pnl: float
+    leverage: int
+    max_leverage: int
+    used: float  # initial margin at the account's leverage
+    maintenance: float  # half the initial margin at max leverage (the venue's rule)
+
+
+@dataclass(slots=True)
+class _Margin:
+    """A user's perp account in numbers (the demo account; every other address is empty)."""
+
+    positions: list[_PositionMargin] = field(default_factory=list)
+    equity: float = 0.0  # accountValue
+    notional: float = 0.0
+    used: float = 0.0
+    maintenance: float = 0.0
+    signed_value: float = 0.0  # sum of szi * mark
+
+    @property
+    def ratio(self) -> float:
+        """accountValue / crossMaintenanceMarginUsed (infinite without positions)."""
+        return self.equity / self.maintenance if self.maintenance > 0 else math.inf
 
 
 def _frame(channel: str, data: Any) -> bytes:
@@ -192,6 +275,7 @@ class HyperliquidEmulator(EmulatorServer):
     venue = "hyperliquid"
     ws_path = "/ws"
     greeting_text = "Websocket connection established."
+    scenarios: ClassVar[tuple[str, ...]] = ("liquidation",)
 
     def __init__(
         self,
@@ -201,11 +285,15 @@ class HyperliquidEmulator(EmulatorServer):
         ctx_interval: float = 1.0,
         post_latency: float = 0.0,
         hostile_names: bool = False,
+        scenario: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if scenario is not None and scenario not in self.scenarios:
+            raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(self.scenarios)})")
         if hostile_names:
             kwargs["assets"] = (*DEFAULT_ASSETS, *HOSTILE_ASSETS)
         super().__init__(**kwargs)
+        self.scenario = scenario
         self.book_interval_ms = int(book_interval * 1000)
         self.mids_interval_ms = int(mids_interval * 1000)
         self.ctx_interval_ms = int(ctx_interval * 1000)
@@ -227,10 +315,102 @@ class HyperliquidEmulator(EmulatorServer):
             for token in (item.spec.base, item.spec.quote):
                 if token not in self.tokens:
                     self.tokens.append(token)
+        # Liquidation controls (see set_liquidation_stage); unmanaged until the hook or a scenario runs.
+        self.liquidation_stage: LiquidationStage = "normal"
+        self._stage_managed = False
+        self._force_liquidation = False
+        self._liquidation_due: int | None = None
+        self._next_lid = 1_000_000 + int.from_bytes(hashlib.blake2b(f"{self.seed}:lid".encode(), digest_size=3).digest(), "big")
+        self._scenario_start = self.engine.now_ms
+        self._scenario_stage: LiquidationStage | None = None
 
     def coin(self, symbol: str) -> str:
         """Hyperliquid coin name of an engine symbol (``"HYPE/USDC"`` -> ``"@1"``)."""
         return self._by_symbol[symbol].coin
+
+    # ==============================================================================================
+    # Liquidation controls (the demo account)
+    # ==============================================================================================
+
+    def set_liquidation_stage(self, stage: LiquidationStage) -> None:
+        """Put the demo account in ``stage`` (test hook; the "liquidation" scenario calls it too).
+
+        The stage is read from ``clearinghouseState`` as clients do: Liquidating when accountValue <
+        crossMaintenanceMarginUsed, Warning below 1.5 times it, else Normal. USDC is moved into or
+        out of the perp account (at once, and again after any step that left the stage's band, see
+        :data:`_STAGE_BANDS`) so the state holds whenever the account has positions:
+
+        * ``normal``: the USDC moved by earlier stages goes back (the account is whole again);
+        * ``warning``: accountValue kept at 1.05-1.45 x maintenance;
+        * ``liquidating``: accountValue kept at 0.75-0.95 x maintenance for
+          :data:`LIQUIDATION_DELAY_MS`, then the account is liquidated: a ``liquidation`` user event,
+          market orders closing every position (fills with a ``liquidation`` object on ``userFills``
+          and ``user``, orders on ``orderUpdates``), positions flat. It then trades on with what is
+          left, under the venue's rule (liquidated again whenever it stays below maintenance for the
+          delay), until another stage is set.
+        """
+        if stage not in LIQUIDATION_STAGES:
+            raise ValueError(f"unknown liquidation stage {stage!r} (known: {', '.join(LIQUIDATION_STAGES)})")
+        self.liquidation_stage = stage
+        self._stage_managed = True
+        self._liquidation_due = None
+        self._force_liquidation = stage == "liquidating"
+        if stage == "normal":
+            self.engine.account.transfers = 0.0
+        self._hold_stage()
+
+    def _hold_stage(self) -> bool:
+        """Keep the demo account in its stage's band; True when a liquidation is due now."""
+        margin = self._margin(DEMO_ADDRESS)
+        stage, now = self.liquidation_stage, self.engine.now_ms
+        if margin.maintenance <= 0:  # flat: no state to hold (a pending liquidation waits for positions)
+            self._liquidation_due = None
+            return False
+        if stage != "liquidating" or self._force_liquidation:
+            low, high, target = _STAGE_BANDS[stage]
+            if not low <= margin.ratio <= high:
+                self.engine.account.transfers += target * margin.maintenance - margin.equity
+            if stage != "liquidating":
+                return False
+        elif margin.equity >= margin.maintenance:
+            self._liquidation_due = None
+            return False
+        if self._liquidation_due is None:
+            self._liquidation_due = now + LIQUIDATION_DELAY_MS
+        return now >= self._liquidation_due
+
+    def _run_scenario(self, now: int) -> None:
+        if self.scenario != "liquidation":
+            return
+        elapsed = now - self._scenario_start
+        stage: LiquidationStage = next((name for name, until in _SCENARIO_STAGES if elapsed < until), "liquidating")
+        if stage != self._scenario_stage:
+            self._scenario_stage = stage
+            self.set_liquidation_stage(stage)
+
+    def _manage_account(self, events: StepEvents) -> dict[str, Any] | None:
+        """Run the scenario and hold the stage after a step; liquidate when due (its trades and
+        fills join ``events``). Returns the ``liquidation`` user event, if any."""
+        self._run_scenario(events.time)
+        if not self._stage_managed or not self._hold_stage():
+            return None
+        margin = self._margin(DEMO_ADDRESS)
+        trades, fills = self.engine.liquidate_demo()
+        for symbol, symbol_trades in trades.items():
+            events.trades.setdefault(symbol, []).extend(symbol_trades)
+        events.fills.extend(fills)
+        self._force_liquidation = False
+        self._liquidation_due = None
+        lid, self._next_lid = self._next_lid, self._next_lid + 1
+        return {
+            "liquidation": {
+                "lid": lid,
+                "liquidator": LIQUIDATOR_ADDRESS,
+                "liquidated_user": DEMO_ADDRESS,
+                "liquidated_ntl_pos": format_decimal(margin.notional, 6),
+                "liquidated_account_value": format_decimal(margin.equity, 6),
+            }
+        }
 
     # ==============================================================================================
     # REST /info
@@ -437,9 +617,12 @@ class HyperliquidEmulator(EmulatorServer):
         item = self._by_symbol[fill.symbol]
         spec = item.spec
         buy = fill.side == "buy"
+        fee = fill.fee  # the engine counts fees in USDC
         if item.is_spot:
             direction = "Buy" if buy else "Sell"
             fee_token = spec.base if buy else spec.quote
+            if buy:  # a spot buy pays its fee in the token bought
+                fee /= spec.px(fill.px)
         else:
             start, signed = fill.start_position, fill.sz if buy else -fill.sz
             if start == 0 or (start > 0) == (signed > 0):
@@ -449,7 +632,7 @@ class HyperliquidEmulator(EmulatorServer):
             else:
                 direction = "Close Short" if buy else "Close Long"
             fee_token = "USDC"
-        return {
+        out: dict[str, Any] = {
             "coin": item.coin,
             "px": spec.px_str(fill.px),
             "sz": spec.sz_str(fill.sz),
@@ -461,11 +644,38 @@ class HyperliquidEmulator(EmulatorServer):
             "hash": fill.hash,
             "oid": fill.order_id,
             "crossed": fill.taker,
-            "fee": format_decimal(fill.fee, 6),
+            "fee": format_decimal(fee, 8 if fee_token != "USDC" else 6),
             "tid": fill.tid,
-            "feeToken": fee_token,
-            "twapId": None,
         }
+        if fill.liquidation_mark_px is not None:  # key order and string markPx as in a real capture
+            out["liquidation"] = {
+                "liquidatedUser": DEMO_ADDRESS,
+                "markPx": format_price(fill.liquidation_mark_px, spec.sz_decimals, item.max_decimals),
+                "method": "market",
+            }
+        out["feeToken"] = fee_token
+        out["twapId"] = None
+        return out
+
+    def _order_updates(self, fills: list[Fill]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The demo orders behind ``fills`` as ``WsOrder`` lists: each order ``open`` (full size),
+        then the same orders ``filled`` (``sz`` 0). A taker order's limit is its worst fill price."""
+        orders: dict[int, list[Fill]] = {}
+        for fill in fills:
+            orders.setdefault(fill.order_id, []).append(fill)
+        opened: list[dict[str, Any]] = []
+        filled: list[dict[str, Any]] = []
+        for oid, group in orders.items():
+            first = group[0]
+            item = self._by_symbol[first.symbol]
+            spec = item.spec
+            buy = first.side == "buy"
+            limit = max(f.px for f in group) if buy else min(f.px for f in group)
+            size = spec.sz_str(sum(f.sz for f in group))
+            order = {"coin": item.coin, "side": "B" if buy else "A", "limitPx": spec.px_str(limit), "sz": size, "oid": oid, "timestamp": first.time, "origSz": size}
+            opened.append({"order": order, "status": "open", "statusTimestamp": first.time})
+            filled.append({"order": {**order, "sz": spec.sz_str(0)}, "status": "filled", "statusTimestamp": group[-1].time})
+        return opened, filled
 
     def _fills_of(self, user: str) -> list[Fill]:
         """The user's fills, newest first (Hyperliquid's order for ``userFills``)."""
@@ -547,52 +757,80 @@ class HyperliquidEmulator(EmulatorServer):
         user = self._user(body)
         if not self._main_dex(body):
             return None
+        return self._clearinghouse_state(user)
+
+    def _margin(self, user: str) -> _Margin:
+        """The user's perp account valued at the marks now."""
+        margin = _Margin()
+        if user != DEMO_ADDRESS:
+            return margin
         account = self.engine.account
+        unrealized = 0.0
+        for item in self.perps:
+            pos = account.positions[item.spec.symbol]
+            if pos.size == 0:
+                continue
+            spec = item.spec
+            max_leverage = _MAX_LEVERAGE.get(item.coin, _DEFAULT_MAX_LEVERAGE)
+            leverage = min(_CROSS_LEVERAGE, max_leverage)
+            size = spec.sz(pos.size)
+            mark = self.engine.mark_px(spec.symbol)
+            value = abs(size) * mark
+            pnl = (mark - pos.entry_px) * size
+            used, maintenance = value / leverage, value / (2 * max_leverage)
+            margin.positions.append(_PositionMargin(item, pos.size, size, pos.entry_px, mark, value, pnl, leverage, max_leverage, used, maintenance))
+            margin.notional += value
+            margin.used += used
+            margin.maintenance += maintenance
+            margin.signed_value += size * mark
+            unrealized += pnl
+        margin.equity = account.STARTING_EQUITY + account.transfers + account.realized_pnl + unrealized
+        return margin
+
+    def _clearinghouse_state(self, user: str) -> dict[str, Any]:
+        """REST ``clearinghouseState`` (also the ``clearinghouseState`` push's payload).
+
+        ``totalRawUsd`` is the account value less the signed position value (negative when long
+        with borrowed USD, as on the venue). ``crossMaintenanceMarginUsed`` is half the initial
+        margin at each asset's max leverage. ``liquidationPx`` is the venue's cross-margin formula
+        ``mark - side * (accountValue - maintenance) / |szi| / (1 - side / (2 * maxLeverage))``
+        (the price at which accountValue meets the maintenance margin, others fixed); null if <= 0.
+        """
+        margin = self._margin(user)
+        available = margin.equity - margin.maintenance
         positions = []
-        notional = margin = unrealized = 0.0
-        if user == DEMO_ADDRESS:
-            for item in self.perps:
-                pos = account.positions[item.spec.symbol]
-                if pos.size == 0:
-                    continue
-                spec = item.spec
-                leverage = min(10, _MAX_LEVERAGE.get(item.coin, _DEFAULT_MAX_LEVERAGE))
-                size = spec.sz(pos.size)
-                mark = self.engine.context(spec.symbol).mark_px
-                value = abs(size) * mark
-                pnl = (mark - pos.entry_px) * size
-                used = value / leverage
-                notional, margin, unrealized = notional + value, margin + used, unrealized + pnl
-                positions.append({
-                    "type": "oneWay",
-                    "position": {
-                        "coin": item.coin,
-                        "szi": spec.sz_str(pos.size),
-                        "leverage": {"type": "cross", "value": leverage},
-                        "entryPx": format_price(pos.entry_px, spec.sz_decimals, PERP_MAX_DECIMALS),
-                        "positionValue": format_decimal(value, 6),
-                        "unrealizedPnl": format_decimal(pnl, 6),
-                        "returnOnEquity": format_decimal(pnl / used if used else 0.0, 8),
-                        "liquidationPx": None,
-                        "marginUsed": format_decimal(used, 6),
-                        "maxLeverage": _MAX_LEVERAGE.get(item.coin, _DEFAULT_MAX_LEVERAGE),
-                        "cumFunding": {"allTime": "0.0", "sinceOpen": "0.0", "sinceChange": "0.0"},
-                    },
-                })  # fmt: skip
-            equity = account.STARTING_EQUITY + account.realized_pnl + unrealized
-        else:
-            equity = 0.0
+        for p in margin.positions:
+            spec = p.item.spec
+            side = 1 if p.lots > 0 else -1
+            liquidation = p.mark - side * available / abs(p.size) / (1 - side / (2 * p.max_leverage))
+            entry_margin = abs(p.size) * p.entry_px / p.leverage
+            positions.append({
+                "type": "oneWay",
+                "position": {
+                    "coin": p.item.coin,
+                    "szi": spec.sz_str(p.lots),
+                    "leverage": {"type": "cross", "value": p.leverage},
+                    "entryPx": format_price(p.entry_px, spec.sz_decimals, PERP_MAX_DECIMALS),
+                    "positionValue": format_decimal(p.value, 6),
+                    "unrealizedPnl": format_decimal(p.pnl, 6),
+                    "returnOnEquity": format_decimal(p.pnl / entry_margin if entry_margin else 0.0, 8),
+                    "liquidationPx": format_price(liquidation, spec.sz_decimals, PERP_MAX_DECIMALS) if liquidation > 0 else None,
+                    "marginUsed": format_decimal(p.used, 6),
+                    "maxLeverage": p.max_leverage,
+                    "cumFunding": {"allTime": "0.0", "sinceOpen": "0.0", "sinceChange": "0.0"},
+                },
+            })  # fmt: skip
         summary = {
-            "accountValue": format_decimal(equity, 6),
-            "totalNtlPos": format_decimal(notional, 6),
-            "totalRawUsd": format_decimal(equity - unrealized, 6),
-            "totalMarginUsed": format_decimal(margin, 6),
+            "accountValue": format_decimal(margin.equity, 6),
+            "totalNtlPos": format_decimal(margin.notional, 6),
+            "totalRawUsd": format_decimal(margin.equity - margin.signed_value, 6),
+            "totalMarginUsed": format_decimal(margin.used, 6),
         }
         return {
             "marginSummary": summary,
             "crossMarginSummary": dict(summary),
-            "crossMaintenanceMarginUsed": format_decimal(margin / 2, 6),
-            "withdrawable": format_decimal(max(0.0, equity - margin), 6),
+            "crossMaintenanceMarginUsed": format_decimal(margin.maintenance, 6),
+            "withdrawable": format_decimal(max(0.0, margin.equity - margin.used), 6),
             "assetPositions": positions,
             "time": self.engine.now_ms,
         }
@@ -681,7 +919,7 @@ class HyperliquidEmulator(EmulatorServer):
                 if not isinstance(raw["fast"], bool):
                     raise _Invalid
                 echo["fast"] = raw["fast"]
-        if kind == "allMids" and "dex" in raw:
+        if kind in ("allMids", "clearinghouseState") and "dex" in raw:
             echo["dex"] = self._str(raw, "dex", optional=True)
         if kind == "userFills" and "aggregateByTime" in raw:
             if not isinstance(raw["aggregateByTime"], bool):
@@ -697,7 +935,7 @@ class HyperliquidEmulator(EmulatorServer):
             return False
         if subscription.type == "l2Book":
             return self._valid_precision(echo["nSigFigs"], echo["mantissa"])
-        if subscription.type == "allMids":
+        if subscription.type in ("allMids", "clearinghouseState"):
             return not echo.get("dex")
         return True
 
@@ -718,6 +956,12 @@ class HyperliquidEmulator(EmulatorServer):
             if subscription.type == "l2Book" and self.take_book_fault(coin, ("delta_before_snapshot",)):
                 await conn.send(self._book_frame(subscription))  # data before the ack (no deltas here)
             await conn.send(_frame("subscriptionResponse", {"method": "subscribe", "subscription": subscription.echo}))
+            if subscription.type == "clearinghouseState":
+                assert subscription.user is not None
+                state, content = self._clearinghouse_push(subscription.user)
+                if len(topic.connections) == 1:  # a new topic: pushes follow from this state
+                    topic.last_sent, topic.last_push_ms = content, self.engine.now_ms
+                await conn.send(state)
             for frame in self._initial_frames(topic.subscription):
                 await conn.send(frame)
 
@@ -810,6 +1054,14 @@ class HyperliquidEmulator(EmulatorServer):
             fills = [self._fill(fill) for fill in self._fills_of(subscription.user)[:TRADES_BACKLOG]]
             yield _frame("userFills", {"isSnapshot": True, "user": subscription.user, "fills": fills})
 
+    def _clearinghouse_push(self, user: str) -> tuple[bytes, bytes]:
+        """A ``clearinghouseState`` frame for ``user`` and its content without ``time`` (what a
+        change is judged by)."""
+        state = self._clearinghouse_state(user)
+        frame = _frame("clearinghouseState", {"dex": "", "user": user, "clearinghouseState": state})
+        del state["time"]
+        return frame, orjson.dumps(state)
+
     def _due(self, what: str, now: int, interval_ms: int) -> bool:
         if now - self._last_push[what] >= interval_ms:
             self._last_push[what] = now
@@ -818,11 +1070,15 @@ class HyperliquidEmulator(EmulatorServer):
 
     async def on_step(self, events: StepEvents) -> None:
         now = events.time
+        liquidation = self._manage_account(events)
         book_due = self._due("book", now, self.book_interval_ms)
         mids_due = self._due("mids", now, self.mids_interval_ms)
         ctx_due = self._due("ctx", now, self.ctx_interval_ms)
         mids_frame: bytes | None = None
-        demo_fills = [self._fill(fill) for fill in events.fills]
+        account_frames: dict[str, list[bytes]] = {}  # per subscription type, the demo account's frames
+        clearinghouse: dict[str, tuple[bytes, bytes]] = {}  # per user, this step's state
+        if (events.fills or liquidation) and any(topic.subscription.type in _ACCOUNT_PUSHES for topic in self._topics.values()):
+            account_frames = self._account_frames(events.fills, liquidation)
         for topic in list(self._topics.values()):
             subscription, item = topic.subscription, topic.subscription.listing
             kind = subscription.type
@@ -846,11 +1102,41 @@ class HyperliquidEmulator(EmulatorServer):
                 frame = mids_frame
             elif kind == "activeAssetCtx" and ctx_due:
                 frame = self._ctx_frame(subscription)
-            elif kind in ("userFills", "userEvents") and demo_fills and subscription.user == DEMO_ADDRESS:
-                data = {"user": DEMO_ADDRESS, "fills": demo_fills} if kind == "userFills" else {"fills": demo_fills}
-                frame = _frame(self._channel(subscription), data)
+            elif kind in account_frames and subscription.user == DEMO_ADDRESS:
+                for account_frame in account_frames[kind]:
+                    await self.broadcast(topic.connections, account_frame)
+            elif kind == "clearinghouseState" and now - topic.last_push_ms >= CLEARINGHOUSE_PUSH_MS:
+                user = subscription.user
+                assert user is not None
+                if user not in clearinghouse:
+                    clearinghouse[user] = self._clearinghouse_push(user)
+                state, content = clearinghouse[user]
+                if content != topic.last_sent:
+                    topic.last_sent, topic.last_push_ms = content, now
+                    frame = state
             if frame is not None:
                 await self.broadcast(topic.connections, frame)
+
+    def _account_frames(self, fills: list[Fill], liquidation: dict[str, Any] | None) -> dict[str, list[bytes]]:
+        """The demo account's frames of one step, per subscription type, in order: fills before the
+        liquidation, the ``liquidation`` user event, the liquidation's fills; for ``orderUpdates``,
+        every order ``open`` then every order ``filled``."""
+        regular = [self._fill(fill) for fill in fills if fill.liquidation_mark_px is None]
+        liquidated = [self._fill(fill) for fill in fills if fill.liquidation_mark_px is not None]
+        frames: dict[str, list[bytes]] = {"userFills": [], "userEvents": [], "orderUpdates": []}
+        for batch in (regular, liquidated):
+            if batch:
+                frames["userFills"].append(_frame("userFills", {"user": DEMO_ADDRESS, "fills": batch}))
+        if regular:
+            frames["userEvents"].append(_frame("user", {"fills": regular}))
+        if liquidation is not None:
+            frames["userEvents"].append(_frame("user", liquidation))
+        if liquidated:
+            frames["userEvents"].append(_frame("user", {"fills": liquidated}))
+        if fills:
+            opened, filled = self._order_updates(fills)
+            frames["orderUpdates"] += [_frame("orderUpdates", opened), _frame("orderUpdates", filled)]
+        return frames
 
     def _book_pushes(self, topic: _Topic, frame: bytes) -> list[bytes]:
         """The frames one book push becomes under an armed fault (each book is complete, so a
