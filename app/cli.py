@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", help="Textual theme name (e.g. perpterm-colorblind)")
     parser.add_argument("--log", type=Path, help="write a debug log to this file")
     parser.add_argument(
+        "--scenario", choices=["liquidation"], help="demo story: the demo accounts walk from Normal "
+        "through Warning to Liquidating (the liquidation widget's alert)",
+    )  # fmt: skip
+    parser.add_argument(
         "--record", type=Path, metavar="FILE", help="write every inbound WebSocket frame and REST snapshot "
         "to FILE (JSON Lines) for `perpterm replay FILE`",
     )  # fmt: skip
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for venue in settings.enabled_venues():
         if (endpoint := settings.endpoint(venue)) is not None:
             endpoints[venue] = endpoint
-    emulators = EmulatorProcess(settings.demo_venues(), settings.seed)
+    emulators = EmulatorProcess(settings.demo_venues(), settings.seed, scenario=args.scenario)
     try:
         if emulators.venues:
             try:
@@ -92,11 +96,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"perpterm: {exc}", file=sys.stderr)
                 return 1
         demo = bool(emulators.venues)
+        # A configured wallet wins; a demo venue shows its emulator's demo account otherwise.
+        wallets = {**emulators.wallets, **settings.wallets()}
         service = None
         if recorder is not None:
-            adapters = [build_adapter(venue, endpoint) for venue, endpoint in endpoints.items()]
+            adapters = [build_adapter(venue, endpoint, wallets.get(venue)) for venue, endpoint in endpoints.items()]
             service = SubscriptionService(adapters, recorder=recorder)
-        PerptermApp(settings, endpoints, demo=demo, faults=emulators.send if demo else None, service=service).run()
+        faults = emulators.send if demo else None
+        PerptermApp(settings, endpoints, demo=demo, faults=faults, service=service, wallets=wallets).run()
     finally:
         emulators.stop()  # also after SIGTERM or SIGHUP, which end the app like `q`
         if recorder is not None:

@@ -164,6 +164,10 @@ class Settings(BaseModel):
     def enabled_venues(self) -> list[Venue]:
         return [venue for venue, vs in self.venues.items() if vs.enabled]
 
+    def wallets(self) -> dict[Venue, str]:
+        """The configured account address of each enabled venue that has one."""
+        return {venue: vs.wallet for venue, vs in self.venues.items() if vs.enabled and vs.wallet}
+
     def demo_venues(self) -> list[Venue]:
         """Venues served by the built-in emulators."""
         return [

@@ -43,12 +43,17 @@ class EmulatorProcess:
         seed: int,
         startup_timeout: float = 20.0,
         port_base: int = DEMO_PORT_BASE,
+        scenario: str | None = None,
     ) -> None:
+        """``scenario``: a scripted story the emulators play (``liquidation``: the demo accounts
+        walk from Normal through Warning to Liquidating)."""
         self.venues = list(venues)
         self.seed = seed
         self.startup_timeout = startup_timeout
         self.port_base = port_base
+        self.scenario = scenario
         self.endpoints: dict[Venue, Endpoint] = {}
+        self.wallets: dict[Venue, str] = {}  # the emulators' demo accounts, as they announce them
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> dict[Venue, Endpoint]:
@@ -66,6 +71,7 @@ class EmulatorProcess:
             "--seed", str(self.seed),
             "--venues", ",".join(self.venues),
             "--port-base", str(port_base),
+            *(("--scenario", self.scenario) if self.scenario else ()),
         ]  # fmt: skip
         self._process = subprocess.Popen(
             command,
@@ -89,7 +95,10 @@ class EmulatorProcess:
             try:
                 info = orjson.loads(line)
                 extra = tuple((k, v) for k, v in info.items() if k.endswith(("_ws", "_http")) and isinstance(v, str))
-                self.endpoints[Venue(info["venue"])] = Endpoint(info["ws"], info["http"], extra)
+                venue = Venue(info["venue"])
+                self.endpoints[venue] = Endpoint(info["ws"], info["http"], extra)
+                if isinstance(wallet := info.get("wallet"), str):
+                    self.wallets[venue] = wallet
             except (orjson.JSONDecodeError, KeyError, ValueError):
                 continue
             if len(self.endpoints) == len(self.venues):
