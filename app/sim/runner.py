@@ -6,7 +6,8 @@
   one JSON object per line (``{"fault": "stall", "seconds": 10}``, ``{"fault": "drop"}``,
   ``{"fault": "restart"}``), and exits when stdin reaches its end: the demo holds the other end of
   that pipe, so the emulators go away with the demo however it ends, even by ``kill -9`` (portable,
-  unlike ``prctl(PR_SET_PDEATHSIG)``).
+  unlike ``prctl(PR_SET_PDEATHSIG)``). ``--scenario NAME`` goes to the emulators whose class lists it
+  in :attr:`~app.sim.server.EmulatorServer.scenarios` (``liquidation``: Hypercall).
 * :func:`start_emulators` starts several venues in the running event loop (async tests).
 * :class:`EmulatorThread` runs them on a private event loop in a daemon thread, for synchronous
   clients (the official Hyperliquid SDK, ccxt) and for benchmarks; fault controls are called through
@@ -29,6 +30,7 @@ from typing import Any, Literal, Self, TypeVar, get_args
 
 
 from app.sim.aster import AsterEmulator
+from app.sim.hypercall import HypercallEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.polymarket import PolymarketEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
@@ -37,12 +39,18 @@ __all__ = ["VENUE_EMULATORS", "EmulatorThread", "Fault", "FaultInjector", "main"
 
 T = TypeVar("T")
 
-#: Emulator class per venue id (ids to come: perps-studio, hypercall, perpex, rails).
+#: Emulator class per venue id (ids to come: perps-studio, perpex, rails).
 VENUE_EMULATORS: dict[str, type[EmulatorServer]] = {
     "hyperliquid": HyperliquidEmulator,
     "aster": AsterEmulator,
     "polymarket": PolymarketEmulator,
+    "hypercall": HypercallEmulator,
 }
+
+
+def scenarios() -> list[str]:
+    """Every scenario some emulator declares (:attr:`EmulatorServer.scenarios`), in venue order."""
+    return list(dict.fromkeys(name for cls in VENUE_EMULATORS.values() for name in cls.scenarios))
 
 
 async def start_emulators(
@@ -50,11 +58,13 @@ async def start_emulators(
     host: str = "127.0.0.1",
     seed: int = DEFAULT_SEED,
     ports: dict[str, int] | None = None,
+    scenario: str | None = None,
     **options: Any,
 ) -> list[EmulatorServer]:
     """Start one emulator per venue (port from ``ports`` or a free one); all or none are left running.
 
-    ``options`` go to every emulator's constructor (``autostep``, ``idle_timeout``, ...).
+    ``options`` go to every emulator's constructor (``autostep``, ``idle_timeout``, ...);
+    ``scenario`` only to the emulators whose class declares it (the others run their usual market).
     """
     servers: list[EmulatorServer] = []
     try:
@@ -63,7 +73,8 @@ async def start_emulators(
                 cls = VENUE_EMULATORS[venue]
             except KeyError:
                 raise ValueError(f"no emulator for venue {venue!r} (known: {', '.join(VENUE_EMULATORS)})") from None
-            server = cls(seed=seed, **options)
+            extra = {"scenario": scenario} if scenario is not None and scenario in cls.scenarios else {}
+            server = cls(seed=seed, **options, **extra)
             await server.start(host, (ports or {}).get(venue, 0))
             servers.append(server)
     except BaseException:
@@ -264,6 +275,12 @@ def _parser() -> argparse.ArgumentParser:
         help="add markets named with markup, escape sequences and bidi controls (client hardening tests)",
     )
     parser.add_argument(
+        "--scenario",
+        choices=scenarios(),
+        help="run a named market scenario on the emulators that have it (liquidation: Hypercall's demo "
+        "account goes Normal -> Warning after 10 s -> Liquidating after 25 s)",
+    )
+    parser.add_argument(
         "--control-stdin",
         action="store_true",
         help='read fault commands from stdin, one JSON object per line ({"fault": "stall", "seconds": 10}, '
@@ -293,7 +310,7 @@ async def _serve(args: argparse.Namespace, venues: list[str], ports: dict[str, i
             return 2
     options = {"hostile_names": True} if args.hostile_names else {}
     try:
-        servers = await start_emulators(venues, args.host, args.seed, ports, **options)
+        servers = await start_emulators(venues, args.host, args.seed, ports, args.scenario, **options)
     except OSError as exc:
         print(f"perpterm sim: cannot listen: {exc}", file=sys.stderr)
         return 1
@@ -315,12 +332,16 @@ async def _serve(args: argparse.Namespace, venues: list[str], ports: dict[str, i
 
 def main(argv: list[str] | None = None) -> int:
     """``perpterm sim [--venues ...] [--host H] [--port-base N] [--seed N] [--json] [--hostile-names]
-    [--control-stdin]``."""
+    [--scenario NAME] [--control-stdin]``."""
     args = _parser().parse_args(argv)
     venues = [venue.strip() for venue in args.venues.split(",") if venue.strip()]
     unknown = [venue for venue in venues if venue not in VENUE_EMULATORS]
     if not venues or unknown:
         print(f"perpterm sim: unknown venue(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(VENUE_EMULATORS)}", file=sys.stderr)
+        return 2
+    if args.scenario is not None and not any(args.scenario in VENUE_EMULATORS[venue].scenarios for venue in venues):
+        having = [venue for venue, cls in VENUE_EMULATORS.items() if args.scenario in cls.scenarios]
+        print(f"perpterm sim: no selected venue has scenario {args.scenario!r} (it is on: {', '.join(having)})", file=sys.stderr)
         return 2
     ports = {venue: args.port_base + i for i, venue in enumerate(venues)} if args.port_base else {}
     return asyncio.run(_serve(args, venues, ports))

@@ -40,6 +40,9 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
   (:meth:`~EmulatorServer.take_book_fault`), so one fault suite runs over every venue;
 * ``max_connection_age`` closes each WebSocket that old with 1001 (Aster's 24 h lifetime,
   shortened in tests);
+* :meth:`~EmulatorServer.start_heartbeat` (for venues whose server pings) sends a ping control frame
+  every ``ping_interval`` and closes with 1008 ``pong timeout`` when no pong came for
+  ``pong_timeout``; a stall freezes this clock like every other;
 * ``await`` :meth:`~EmulatorServer.flood` (each venue implements it with
   :meth:`~EmulatorServer.send_burst`) sends order-book frames as fast as the transports take them.
 
@@ -73,6 +76,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SEED = 1
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_SERVICE_RESTART = 1012
 
 BookFault = Literal["skip", "duplicate", "reorder", "delta_before_snapshot"]
@@ -106,6 +110,7 @@ class WsConnection:
         self.last_sent = time.monotonic()
         self.opened_at = self.last_sent
         self.last_pong = self.last_sent  # a pong frame from the client (solicited or not)
+        self.heartbeat: asyncio.Task[None] | None = None  # see EmulatorServer.start_heartbeat
         self.state: dict[str, Any] = {}
 
     @property
@@ -169,6 +174,9 @@ class EmulatorServer:
     #: e.g. ``/ws/{streams:.*}``); the handler reads ``conn.request`` to tell them apart.
     extra_ws_routes: ClassVar[tuple[str, ...]] = ()
     greeting_text: ClassVar[str | None] = None
+    #: Named market scenarios the constructor's ``scenario`` option accepts (``perpterm sim
+    #: --scenario``); emulators without any take no ``scenario`` argument.
+    scenarios: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -372,6 +380,30 @@ class EmulatorServer:
                 self.stats.lifetime_closes += 1
                 self.spawn(conn.close(CLOSE_GOING_AWAY, "connection lifetime reached"))
 
+    def start_heartbeat(self, conn: WsConnection, ping_interval: float, pong_timeout: float, reason: str = "pong timeout") -> None:
+        """Ping ``conn`` every ``ping_interval`` seconds; close it with 1008 ``reason`` when no pong
+        arrived for ``pong_timeout`` seconds. Ends with the connection; a stall freezes it."""
+        conn.heartbeat = self.spawn(self._heartbeat(conn, ping_interval, pong_timeout, reason))
+
+    async def _heartbeat(self, conn: WsConnection, ping_interval: float, pong_timeout: float, reason: str) -> None:
+        next_ping = conn.opened_at + ping_interval
+        while not conn.closed:
+            deadline = conn.last_pong + pong_timeout
+            await asyncio.sleep(max(0.0, min(next_ping, deadline) - time.monotonic()) + 0.001)
+            if conn.closed:
+                return
+            now = time.monotonic()
+            if self.stalled:
+                conn.last_pong, next_ping = now, now + ping_interval
+                await asyncio.sleep(self.tick_interval)
+                continue
+            if now >= conn.last_pong + pong_timeout:
+                await conn.close(CLOSE_POLICY_VIOLATION, reason)
+                return
+            if now >= next_ping:
+                await conn.ping()
+                next_ping = now + ping_interval
+
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run a coroutine in the background, owned (and cancelled on stop) by this server."""
         task = asyncio.ensure_future(coro)
@@ -420,6 +452,8 @@ class EmulatorServer:
                     log.exception("%s connection %s: message handling failed", self.venue, conn.id)
         finally:
             self.connections.discard(conn)
+            if conn.heartbeat is not None:
+                conn.heartbeat.cancel()
             self.on_ws_close(conn)
         return ws
 
