@@ -7,7 +7,7 @@
   ``{"fault": "restart"}``), and exits when stdin reaches its end: the demo holds the other end of
   that pipe, so the emulators go away with the demo however it ends, even by ``kill -9`` (portable,
   unlike ``prctl(PR_SET_PDEATHSIG)``). ``--scenario NAME`` goes to the emulators whose class lists it
-  in :attr:`~app.sim.server.EmulatorServer.scenarios` (``liquidation``: Hypercall).
+  in :attr:`~app.sim.server.EmulatorServer.scenarios` (``liquidation``: Hyperliquid, Hypercall).
 * :func:`start_emulators` starts several venues in the running event loop (async tests).
 * :class:`EmulatorThread` runs them on a private event loop in a daemon thread, for synchronous
   clients (the official Hyperliquid SDK, ccxt) and for benchmarks; fault controls are called through
@@ -277,8 +277,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenario",
         choices=scenarios(),
-        help="run a named market scenario on the emulators that have it (liquidation: Hypercall's demo "
-        "account goes Normal -> Warning after 10 s -> Liquidating after 25 s)",
+        help="run a named market scenario on the emulators that have it (liquidation: the demo account "
+        "goes Normal -> Warning after 10 s -> Liquidating after 25 s)",
     )
     parser.add_argument(
         "--control-stdin",
