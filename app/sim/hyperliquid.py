@@ -277,6 +277,10 @@ class HyperliquidEmulator(EmulatorServer):
     greeting_text = "Websocket connection established."
     scenarios: ClassVar[tuple[str, ...]] = ("liquidation",)
 
+    def demo_credentials(self) -> dict[str, str]:
+        """The demo account whose account streams this emulator serves."""
+        return {"wallet": DEMO_ADDRESS}
+
     def __init__(
         self,
         *,
