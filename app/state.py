@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from functools import cache
 from enum import StrEnum
 from typing import ClassVar
 
@@ -331,18 +332,18 @@ class MidsData(StreamData):
             self.generation += 1
 
 
-def _state_types() -> dict[Channel, type[StreamData]]:
-    from app.account import ACCOUNT_STATE_TYPES  # builds on StreamData above
+@cache
+def state_types() -> dict[Channel, type[StreamData]]:
+    """The state class of each channel (those of :mod:`app.account` too, imported here, late:
+    they build on :class:`StreamData`, so that module imports this one)."""
+    from app.account import ACCOUNT_STATE_TYPES
 
     market = (BookData, TradeTape, CandleSeries, TickerData, BboData, MidsData)
     return {cls.channel: cls for cls in (*market, *ACCOUNT_STATE_TYPES)}
 
 
-STATE_TYPES: dict[Channel, type[StreamData]] = _state_types()
-
-
 def new_state(channel: Channel) -> StreamData:
-    return STATE_TYPES[channel]()
+    return state_types()[channel]()
 
 
 class Stream:

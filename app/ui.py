@@ -30,17 +30,28 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from app.account import AccountData, LiquidationData
 from app.commands import DemoFaults, MarketPicker, PlainCommand
 from app.config import INTERVALS, Settings
-from app.model import Channel, ConnectionHealth, MarketInfo, StreamState, Venue
+from app.model import Channel, ConnectionHealth, LiquidationState, MarketInfo, StreamState, Venue
+from app.portfolio import AccountSource, Portfolio, Transition, underlying_of
 from app.rest import RestError
 from app.service import Subscription, SubscriptionService
 from app.sim.runner import Fault
-from app.state import BookData, Stream, TickerData
+from app.state import BookData, MidsData, Stream, TickerData
 from app.venues import build_adapter
 from app.venues.base import DecodeError, Endpoint, Liveness
 from themes import register_themes
-from widgets import CandleChart, OrderBookView, StatusBar, TradeTapeView
+from widgets import (
+    CandleChart,
+    FillsOrdersView,
+    LiquidationStateView,
+    OptionsChainView,
+    OrderBookView,
+    PortfolioGreeksView,
+    StatusBar,
+    TradeTapeView,
+)
 from widgets._text import inert
 
 
@@ -49,8 +60,12 @@ log = logging.getLogger("perpterm.ui")
 SWITCH_WAIT = 1.5  # seconds the old market stays on screen while the new one has no data yet
 SWITCH_POLL = 0.05
 
-# The market a venue opens on when nothing chose one (Polymarket: the first of its list).
+# The market a venue opens on when nothing chose one (Polymarket, Hypercall: the first listed).
 DEFAULT_MARKETS: dict[Venue, str] = {Venue.HYPERLIQUID: "BTC", Venue.ASTER: "BTCUSDT"}
+
+ACCOUNT_STREAMS = (Channel.POSITIONS, Channel.LIQUIDATION, Channel.FILLS, Channel.ORDERS)
+PORTFOLIO_REFRESH = 0.25  # seconds between portfolio recomputations (cheap when nothing moved)
+COMPACT_BELOW = (110, 36)  # terminal width, height under which the account panels take one line each
 
 
 @dataclass(slots=True)
@@ -96,6 +111,65 @@ def _key_label(key: str) -> str:
     return names.get(key, key)
 
 
+class OptionsChainScreen(ModalScreen[str | None]):
+    """An options chain over the dashboard; Enter picks an option as the market shown.
+
+    The screen subscribes the chain of one underlying at a time (``u`` cycles them) and releases
+    it when it closes; it dismisses with the chosen instrument, or ``None``."""
+
+    BINDINGS = [
+        Binding("escape,o", "dismiss_none", "Close"),
+        Binding("u", "next_underlying", "Next underlying"),
+    ]
+
+    def __init__(
+        self,
+        service: SubscriptionService,
+        venue: Venue,
+        underlyings: list[str],
+        underlying: str,
+        price: Callable[[str], float | None],
+    ) -> None:
+        """``price``: an underlying's current price (the chain marks the strike nearest it)."""
+        super().__init__()
+        self._service = service
+        self._price = price
+        self._venue = venue
+        self._underlyings = underlyings or [underlying]
+        self._underlying = underlying
+        self._handle: Subscription | None = None
+
+    def compose(self) -> ComposeResult:
+        yield OptionsChainView(underlying_price=lambda: self._price(self._underlying), id="chain")
+
+    def on_mount(self) -> None:
+        self._bind()
+        self.query_one(OptionsChainView).focus()
+
+    def _bind(self) -> None:
+        old = self._handle
+        self._handle = self._service.subscribe(self._venue, Channel.OPTIONS_CHAIN, self._underlying)
+        title = f"{self._underlying} options · {self._venue}   u: next underlying  enter: show  esc: close"
+        self.query_one(OptionsChainView).bind(self._handle.stream, title=title)
+        if old is not None:
+            old.close()
+
+    def action_next_underlying(self) -> None:
+        index = self._underlyings.index(self._underlying) if self._underlying in self._underlyings else -1
+        self._underlying = self._underlyings[(index + 1) % len(self._underlyings)]
+        self._bind()
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def on_options_chain_view_chosen(self, message: OptionsChainView.Chosen) -> None:
+        self.dismiss(message.symbol)
+
+    def on_unmount(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
 class PerptermApp(App[None]):
     CSS_PATH = "perpterm.tcss"
     TITLE = "perpterm"
@@ -107,6 +181,7 @@ class PerptermApp(App[None]):
         Binding("V", "previous_venue", "Previous venue"),
         *(Binding(str(n), f"jump_venue({n - 1})", f"Venue {n}", show=False) for n in range(1, 8)),
         Binding("slash,m", "pick_market", "Find market (every venue)"),
+        Binding("o", "options_chain", "Options chain"),
         Binding("full_stop", "next_interval", "Longer candles"),
         Binding("comma", "previous_interval", "Shorter candles"),
         Binding("r", "retry", "Reconnect now"),
@@ -124,11 +199,17 @@ class PerptermApp(App[None]):
         faults: Callable[[Fault], None] | None = None,
         service: SubscriptionService | None = None,
         replay: bool = False,
+        wallets: dict[Venue, str] | None = None,
     ) -> None:
         """``faults`` sends a fault to the demo's emulators (the palette's demo commands).
         ``service``: use this one instead of building one on ``endpoints`` (a recording one, a
-        replay's); ``replay``: the header says REPLAY."""
+        replay's); ``replay``: the header says REPLAY. ``wallets``: the account shown per venue
+        (its positions, Greeks, liquidation state, fills and orders)."""
         super().__init__()
+        self.wallets = wallets or {}
+        self.portfolio = Portfolio(prices=self._underlying_prices)
+        self._account_handles: list[Subscription] = []
+        self._price_streams: list[Stream] = []  # underlyings' prices for the portfolio's $ figures
         self.settings = settings
         self.endpoints = endpoints
         self.demo = demo
@@ -155,6 +236,10 @@ class PerptermApp(App[None]):
             with Vertical(id="right"):
                 yield CandleChart(id="chart")
                 yield TradeTapeView(id="tape")
+        with Horizontal(id="account"):
+            yield PortfolioGreeksView(self.portfolio, id="greeks")
+            yield LiquidationStateView(self.portfolio, id="liquidation")
+            yield FillsOrdersView(id="fills")
         yield StatusBar(health=self._health, hint="? help  / markets  q quit", id="status")
 
     def _health(self) -> list[ConnectionHealth]:
@@ -176,10 +261,12 @@ class PerptermApp(App[None]):
         register_themes(self)
         self.theme = self.settings.theme
         self.service = self._prepared if self._prepared is not None else SubscriptionService(
-            [build_adapter(venue, endpoint) for venue, endpoint in self.endpoints.items()],
+            [build_adapter(venue, endpoint, self.wallets.get(venue)) for venue, endpoint in self.endpoints.items()],
             liveness=self._liveness,
         )
         self._bind_selection()
+        self._bind_accounts()
+        self.set_interval(PORTFOLIO_REFRESH, self._refresh_portfolio)
         for venue in self.venues:
             self._load_markets(venue)
         self.set_interval(SWITCH_POLL, self._complete_switch)
@@ -213,10 +300,12 @@ class PerptermApp(App[None]):
             handle.close()  # a selection that never got shown
         self._incoming = {}
         for channel, params in wanted.items():
-            if channel not in offered:
+            if channel not in offered or adapter is None:
                 continue
+            # An option's chart is its underlying's: the venue has no candles of the option.
+            market = adapter.chart_market(sel.market) if channel is Channel.CANDLES else sel.market
             try:
-                self._incoming[channel] = self.service.subscribe(sel.venue, channel, sel.market, params)
+                self._incoming[channel] = self.service.subscribe(sel.venue, channel, market, params)
             except (KeyError, ValueError) as exc:
                 self.tell(str(exc), "error")
         self._incoming_since = time.monotonic()
@@ -253,12 +342,114 @@ class PerptermApp(App[None]):
         venue = handle.key.venue if handle is not None else self.selection.venue
         market = handle.key.market if handle is not None else self.selection.market
         title = f"{self._display_name(venue, market)} · {venue}"
+        if channel is Channel.CANDLES and handle is not None and market != self.selection.market:
+            title = f"{market} · underlying of {self._display_name()} · {venue}"  # an option's chart
         absent = f"{venue} has no {channel.value}" if handle is None and self.selection.market else "no market"
         view = self.query_one(widget)
         view.bind(None if handle is None else handle.stream, title=title, absent=absent)
         if channel is Channel.CANDLES:  # a venue without candles gives the tape the whole column
             adapter = self.service.adapters.get(self.selection.venue) if self.service is not None else None
             view.display = adapter is None or Channel.CANDLES in adapter.channels
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def _bind_accounts(self) -> None:
+        """Subscribe the account streams of every venue with a wallet, for the app's lifetime,
+        and the venues' prices the portfolio's dollar figures need."""
+        assert self.service is not None
+        fills = self.query_one(FillsOrdersView)
+        for venue in self.venues:
+            adapter = self.service.adapters.get(venue)
+            if adapter is None or not adapter.wallet:
+                continue
+            streams: dict[Channel, Stream] = {}
+            for channel in (*ACCOUNT_STREAMS, Channel.ALL_MIDS):
+                if channel in adapter.channels:
+                    handle = self.service.subscribe(venue, channel, "")
+                    self._account_handles.append(handle)
+                    streams[channel] = handle.stream
+            if Channel.ALL_MIDS in streams:
+                self._price_streams.append(streams.pop(Channel.ALL_MIDS))
+            account, liquidation = streams.get(Channel.POSITIONS), streams.get(Channel.LIQUIDATION)
+            self.portfolio.sources.append(
+                AccountSource(
+                    venue,
+                    account=account.data if account is not None and isinstance(account.data, AccountData) else None,
+                    liquidation=(
+                        liquidation.data
+                        if liquidation is not None and isinstance(liquidation.data, LiquidationData)
+                        else None
+                    ),
+                    live=partial(_all_live, list(streams.values())),
+                )
+            )
+            if Channel.FILLS in streams:
+                fills.bind_fills(venue, streams[Channel.FILLS])
+            if Channel.ORDERS in streams:
+                fills.bind_orders(venue, streams[Channel.ORDERS])
+        self.query_one("#account").display = bool(self.portfolio.sources)
+
+    def _underlying_prices(self) -> dict[str, float]:
+        """Underlying -> price from the venues' price maps; a later venue's (Hypercall's index,
+        what its Greeks use) wins over an earlier one's mid."""
+        prices: dict[str, float] = {}
+        for stream in self._price_streams:
+            if isinstance(stream.data, MidsData):
+                for name, text in stream.data.mids.items():
+                    if not name.startswith("@"):  # Hyperliquid spot pairs are no underlying
+                        prices[name] = float(text)
+        return prices
+
+    def _refresh_portfolio(self) -> None:
+        for transition in self.portfolio.refresh():
+            if transition.alarming:
+                self._alert(transition)
+
+    def _alert(self, transition: Transition) -> None:
+        """A venue moved toward liquidation: ring, tell, and mark the liquidation panel."""
+        self.bell()
+        severity: SeverityLevel = "error" if transition.state is LiquidationState.LIQUIDATING else "warning"
+        previous = transition.previous.value if transition.previous is not None else "?"
+        self.notify(
+            f"{transition.venue}: {previous} → {transition.state.value}",
+            title="Liquidation state",
+            severity=severity,
+            timeout=15,
+            markup=False,
+        )
+        self.query_one(LiquidationStateView).alert(transition)
+
+    def on_resize(self) -> None:
+        width, height = self.size
+        compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
+        self.screen.set_class(compact, "-compact")
+        self.query_one(PortfolioGreeksView).compact = compact
+        self.query_one(LiquidationStateView).compact = compact
+
+    def action_options_chain(self) -> None:
+        """Show the options chain of the selected option's underlying (or the first listed)."""
+        if self.service is None:
+            return
+        venue = next(
+            (v for v in (self.selection.venue, *self.venues) if Channel.OPTIONS_CHAIN in self._channels(v)), None
+        )
+        if venue is None:
+            self.tell("no venue here lists options")
+            return
+        underlyings = sorted({underlying_of(m.market) for m in self.markets.get(venue, ()) if m.kind == "option"})
+        current = underlying_of(self.selection.market) if venue is self.selection.venue else ""
+        underlying = current if current in underlyings else (underlyings or ["BTC"])[0]
+
+        def chosen(symbol: str | None) -> None:
+            if symbol:
+                self._pick(venue, symbol)
+
+        price = lambda name: self._underlying_prices().get(name)  # noqa: E731
+        self.push_screen(OptionsChainScreen(self.service, venue, underlyings, underlying, price), chosen)
+
+    def _channels(self, venue: Venue) -> frozenset[Channel]:
+        adapter = self.service.adapters.get(venue) if self.service is not None else None
+        return adapter.channels if adapter is not None else frozenset()
 
     def _bind_outcomes(self) -> None:
         """For a prediction market, follow the books of its other outcomes for the header."""
@@ -455,6 +646,10 @@ class PerptermApp(App[None]):
             price = "—" if mid is None else f"{mid * 100:.1f}%"
             header.append(f"   {inert(outcome.outcome or outcome.market)} ", style="bold" if outcome is info else "")
             header.append(price, style="" if live else "dim")
+
+
+def _all_live(streams: list[Stream]) -> bool:
+    return all(stream.state is StreamState.LIVE for stream in streams)
 
 
 def _change_24h(mark: str | None, previous: str | None) -> float | None:

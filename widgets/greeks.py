@@ -183,13 +183,20 @@ class PortfolioGreeksView(CompactPanelView):
         layout = fit_columns(COLUMNS, [row.texts for row in all_rows], width)
 
         lines += self._column_header(layout, width)
-        full_height = len(lines) + sum(2 + len(leg_rows) for _, leg_rows, _ in groups) + 1
-        collapse = height < NATURAL_HEIGHT and full_height > height
+        # Three forms, the first that fits: each underlying with its price line, legs and net row;
+        # without the price lines, a lone leg standing for its own net; net rows only.
+        room = height - len(lines) - 1
+        full = sum(2 + len(leg_rows) for _, leg_rows, _ in groups)
+        tight = sum(1 if len(leg_rows) == 1 else 1 + len(leg_rows) for _, leg_rows, _ in groups)
+        form = "full" if full <= room or height >= NATURAL_HEIGHT else "tight" if tight <= room else "nets"
         body: list[Strip] = []
         for underlying, leg_rows, net in groups:
-            if not collapse:
+            if form == "full":
                 body.append(self._underlying_line(underlying, width, net.dimmed))
-                body += [self._row(row, layout, width) for row in leg_rows]
+            if form == "nets" or (form == "tight" and len(leg_rows) == 1):
+                body.append(self._row(net if form == "nets" else leg_rows[0], layout, width))
+                continue
+            body += [self._row(row, layout, width) for row in leg_rows]
             body.append(self._row(net, layout, width))
         room = max(0, height - len(lines) - 1)  # the TOTAL row stays on screen
         if len(body) > room:

@@ -362,7 +362,10 @@ class LiquidationStateView(CompactPanelView):
             text = "below maintenance" if below else "at maintenance"
             move = short_move = [(text, self.style("liq--shortfall", dimmed))]
         else:
-            text = f"≈ {_move_sign(view, venue.venue)}{venue.distance_pct:.1f}%"
+            sign = _move_sign(view, venue.venue)
+            # Past 100 % the figure means "out of reach" (a price cannot fall further than to 0).
+            amount = "100%+" if venue.distance_pct >= 100 else f"{venue.distance_pct:.1f}%"
+            text = f"≈ {sign}{amount}"
             move = [(text + " move", plain), (" to liquidation", muted)]
             short_move = [(text, plain), (" to liq", muted)]
         nearest: list[Piece] = []

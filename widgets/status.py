@@ -111,7 +111,11 @@ class StatusBar(PollingLineWidget):
             pieces = [
                 (text, self.get_component_rich_style(component)) for text, component in self._parts
             ]
-            status = row_strip([(" ", base), *pieces], status_cells, base)
+            if sum(len(text) for text, _ in pieces) + 2 > status_cells:  # cut visibly, not mid-word
+                cut = row_strip([(" ", base), *pieces], max(0, status_cells - 2), base)
+                status = Strip.join([cut, row_strip([("… ", base)], status_cells - cut.cell_length, base)])
+            else:
+                status = row_strip([(" ", base), *pieces], status_cells, base)
             right = row_strip(
                 [(hint, self.get_component_rich_style("status--hint"))], width - status_cells, base
             )

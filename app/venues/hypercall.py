@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
-from decimal import Decimal
 from itertools import count
 from typing import Any, ClassVar
 
@@ -425,6 +424,11 @@ def _leg(raw: Any, what: str) -> ChainLeg | None:
     greeks = leg.get("greeks_abs")
     greeks = fields.obj(greeks, f"{what}.greeks_abs") if greeks is not None else {}
     bid, ask = number(leg.get("bid_price_usd"), f"{what}.bid"), number(leg.get("ask_price_usd"), f"{what}.ask")
+    bid_iv, ask_iv = number(leg.get("bid_iv"), f"{what}.bid_iv"), number(leg.get("ask_iv"), f"{what}.ask_iv")
+    if not bid:  # a zero price is an empty side, not a quote (the emulator writes 0.0)
+        bid = bid_iv = None
+    if not ask:
+        ask = ask_iv = None
     mark = number(leg.get("mark_price_usd"), f"{what}.mark")
     if mark is None and bid is not None and ask is not None:
         mark = (bid + ask) / 2
@@ -433,8 +437,8 @@ def _leg(raw: Any, what: str) -> ChainLeg | None:
         bid=bid,
         ask=ask,
         mark=mark,
-        bid_iv=number(leg.get("bid_iv"), f"{what}.bid_iv"),
-        ask_iv=number(leg.get("ask_iv"), f"{what}.ask_iv"),
+        bid_iv=bid_iv,
+        ask_iv=ask_iv,
         mark_iv=number(leg.get("mark_iv"), f"{what}.mark_iv"),
         delta=number(greeks.get("delta"), f"{what}.delta"),
         gamma=number(greeks.get("gamma"), f"{what}.gamma"),
@@ -625,7 +629,7 @@ def _decode_order(_: HypercallAdapter, message: dict[str, Any]) -> list[Decoded]
         update.size = fields.size(request["size"], "request.size")
     elif (remaining := message.get("remaining_size")) is not None:
         remaining = fields.size(remaining, "remaining_size")
-        update.size = str(Decimal(remaining) + Decimal(filled or "0"))
+        update.size = fields.exact_sum([remaining, filled or "0"], "remaining_size + filled_size")
         update.price = fields.optional_decimal(message.get("avg_fill_price"), "avg_fill_price")
     update.time_ms = _optional_time(message.get("timestamp"))
     if (reason := message.get("reason")) is not None:
