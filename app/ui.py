@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import CommandPalette
@@ -419,8 +419,8 @@ class PerptermApp(App[None]):
         )
         self.query_one(LiquidationStateView).alert(transition)
 
-    def on_resize(self) -> None:
-        width, height = self.size
+    def on_resize(self, event: events.Resize) -> None:
+        width, height = event.size
         compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
         self.screen.set_class(compact, "-compact")
         self.query_one(PortfolioGreeksView).compact = compact
