@@ -19,7 +19,7 @@ string and integer tests (no ``Decimal`` is built here), cheap enough for the ho
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from app.venues.base import DecodeError
@@ -51,6 +51,23 @@ def decimal_text(value: Any, what: str, *, signed: bool = False) -> str:
     if (_SIGNED if signed else _UNSIGNED).fullmatch(value) is None:
         raise DecodeError(f"{what} is not a plain decimal: {shown(value)}")
     return value
+
+
+def exact_sum(terms: list[str], what: str, *, signed: bool = False) -> str:
+    """The exact sum of decimal strings (each already read by this module; negate one by passing
+    it with a sign) as a plain decimal string, checked like one. ``str(Decimal)`` would write
+    ``1E+2`` or round past 28 digits; a sum too long to write plainly raises :class:`DecodeError`."""
+    with localcontext(prec=2 * MAX_DECIMAL_CHARS + 2):  # exact for any sum of two such strings
+        total = sum((Decimal(term) for term in terms), Decimal(0))
+    return decimal_text(format(total, "f"), what, signed=signed)
+
+
+def quotient(dividend: str, divisor: str) -> str | None:
+    """``dividend / divisor`` of decimal strings (divisor non-zero), rounded to 28 significant
+    digits, trailing zeros dropped, written plainly; ``None`` where that takes more than
+    :data:`MAX_DECIMAL_CHARS` characters (a derived value that cannot be shown is unknown)."""
+    text = format((Decimal(dividend) / Decimal(divisor)).normalize(), "f")
+    return text if len(text) <= MAX_DECIMAL_CHARS else None
 
 
 def price(value: Any, what: str = "price") -> str:

@@ -420,16 +420,16 @@ def _leg(raw: Any, what: str) -> ChainLeg | None:
     if raw is None:
         return None
     leg = fields.obj(raw, what)
-    number = fields.optional_number
+    number, unsigned = fields.optional_number, _optional_unsigned  # Greeks may be negative; prices, IVs not
     greeks = leg.get("greeks_abs")
     greeks = fields.obj(greeks, f"{what}.greeks_abs") if greeks is not None else {}
-    bid, ask = number(leg.get("bid_price_usd"), f"{what}.bid"), number(leg.get("ask_price_usd"), f"{what}.ask")
-    bid_iv, ask_iv = number(leg.get("bid_iv"), f"{what}.bid_iv"), number(leg.get("ask_iv"), f"{what}.ask_iv")
+    bid, ask = unsigned(leg.get("bid_price_usd"), f"{what}.bid"), unsigned(leg.get("ask_price_usd"), f"{what}.ask")
+    bid_iv, ask_iv = unsigned(leg.get("bid_iv"), f"{what}.bid_iv"), unsigned(leg.get("ask_iv"), f"{what}.ask_iv")
     if not bid:  # a zero price is an empty side, not a quote (the emulator writes 0.0)
         bid = bid_iv = None
     if not ask:
         ask = ask_iv = None
-    mark = number(leg.get("mark_price_usd"), f"{what}.mark")
+    mark = unsigned(leg.get("mark_price_usd"), f"{what}.mark")
     if mark is None and bid is not None and ask is not None:
         mark = (bid + ask) / 2
     return ChainLeg(
@@ -439,7 +439,7 @@ def _leg(raw: Any, what: str) -> ChainLeg | None:
         mark=mark,
         bid_iv=bid_iv,
         ask_iv=ask_iv,
-        mark_iv=number(leg.get("mark_iv"), f"{what}.mark_iv"),
+        mark_iv=unsigned(leg.get("mark_iv"), f"{what}.mark_iv"),
         delta=number(greeks.get("delta"), f"{what}.delta"),
         gamma=number(greeks.get("gamma"), f"{what}.gamma"),
         theta=number(greeks.get("theta"), f"{what}.theta"),
@@ -449,7 +449,7 @@ def _leg(raw: Any, what: str) -> ChainLeg | None:
 
 def _decode_chain(_: HypercallAdapter, message: dict[str, Any]) -> list[Decoded]:
     underlying = fields.name(message["currency"], "OptionsChainUpdate.currency")
-    expiry = fields.integer(message["expiry"], "OptionsChainUpdate.expiry", high=4_102_444_800)
+    expiry = _expiry_s(message["expiry"], "OptionsChainUpdate.expiry")
     action = message["action"]
     event: MarketEvent
     if action == "Upsert":
@@ -477,7 +477,7 @@ def _decode_market_update(_: HypercallAdapter, message: dict[str, Any]) -> list[
         info = _instrument_info(
             symbol,
             fields.name(message["underlying"], "MarketUpdate.underlying"),
-            fields.integer(message["expiry"], "MarketUpdate.expiry", high=4_102_444_800),
+            _expiry_s(message["expiry"], "MarketUpdate.expiry"),
             fields.price(message["strike"], "MarketUpdate.strike"),
             "call" if fields.flag(message["is_call"], "MarketUpdate.is_call") else "put",
         )
@@ -494,7 +494,7 @@ def _position(raw: Any) -> Position:
     liquidation = fields.optional_decimal(position.get("liquidation_price"), "liquidation_price")
     return Position(
         market=symbol,
-        underlying=underlying_of(symbol),
+        underlying=fields.name(underlying_of(symbol), "position underlying"),  # "-X" names none
         kind=kind,
         size=fields.decimal_text(position["amount"], "position.amount", signed=True),
         entry_price=fields.optional_decimal(position.get("entry_price"), "entry_price"),
@@ -527,7 +527,7 @@ def _greeks(message: dict[str, Any]) -> Greeks:
                 gamma=fields.number(leg["gamma"], "leg.gamma"),
                 theta=fields.number(leg["theta"], "leg.theta"),
                 vega=fields.number(leg["vega"], "leg.vega"),
-                iv=fields.optional_number(leg.get("iv"), "leg.iv"),
+                iv=_optional_unsigned(leg.get("iv"), "leg.iv"),
             )
         )
     aggregate = message.get("aggregate")
@@ -684,6 +684,19 @@ def _decode_authenticated(_: HypercallAdapter, message: dict[str, Any]) -> list[
     return [Authenticated(fields.name(message["wallet"], "Authenticated.wallet"))]
 
 
+def _optional_unsigned(raw: Any, what: str) -> float | None:
+    """A finite number >= 0 (a chain price or an IV), or ``None``."""
+    value = fields.optional_number(raw, what)
+    if value is not None and value < 0:
+        raise DecodeError(f"{what} is negative: {fields.shown(raw)}")
+    return value
+
+
+def _expiry_s(raw: Any, what: str) -> int:
+    """An expiry in Unix seconds, in the range :func:`fields.time_ms` allows for milliseconds."""
+    return fields.integer(raw, what, low=fields.MIN_TIME_MS // 1000, high=fields.MAX_TIME_MS // 1000)
+
+
 def _optional_time(raw: Any) -> int | None:
     return None if raw is None else fields.time_ms(raw, "timestamp")
 
@@ -713,7 +726,7 @@ def _listing(raw: dict[str, Any]) -> MarketInfo:
     return _instrument_info(
         fields.name(raw["id"], "instrument id"),
         fields.name(raw["underlying"], "instrument underlying"),
-        fields.integer(raw["expiry"], "instrument expiry", high=4_102_444_800),
+        _expiry_s(raw["expiry"], "instrument expiry"),
         fields.price(raw["strike"], "instrument strike"),
         option_type,
     )

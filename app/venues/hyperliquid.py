@@ -479,7 +479,7 @@ def _clearinghouse(raw: Any) -> list[MarketEvent]:
         value = fields.optional_decimal(position.get("positionValue"), "positionValue")
         mark = None
         if value is not None and Decimal(size) != 0:
-            mark = str((Decimal(value) / abs(Decimal(size))).normalize())
+            mark = fields.quotient(value, size.lstrip("+-"))  # not str(): "1E+2" for 100
         positions.append(
             Position(
                 market=coin,
@@ -545,6 +545,7 @@ def _decode_order_updates(data: Any) -> list[Decoded]:
             raise DecodeError(f"order.side is not B or A: {fields.shown(side)}")
         remaining = fields.size(order["sz"], "order.sz")
         original = fields.size(order.get("origSz", remaining), "order.origSz")
+        filled = fields.exact_sum([original, "-" + remaining], "order filled (origSz - sz)")  # refuses sz > origSz
         updates.append(
             OrderUpdate(
                 order_id=str(fields.integer(order["oid"], "order.oid")),
@@ -553,7 +554,7 @@ def _decode_order_updates(data: Any) -> list[Decoded]:
                 side=Side.BUY if side == "B" else Side.SELL,
                 price=fields.price(order["limitPx"], "order.limitPx"),
                 size=original,
-                filled=str(Decimal(original) - Decimal(remaining)),
+                filled=filled,
                 time_ms=fields.time_ms(entry["statusTimestamp"], "statusTimestamp"),
             )
         )
