@@ -110,7 +110,8 @@ async def test_an_option_chosen_from_the_chain_drives_book_trades_and_chart(emul
             what="the option's book bound",
         )
         await eventually(lambda: app._handles[Channel.BOOK].stream.state is StreamState.LIVE, what="its book live")
+        await eventually(lambda: app._handles[Channel.CANDLES].key.market == "BTC", what="the chart bound")
         assert app._handles[Channel.TRADES].key.market == symbol
         chart = app._handles[Channel.CANDLES].key
         assert (chart.market, chart.param("interval")) == ("BTC", app.selection.interval)  # the underlying's candles
-        assert "underlying of" in text(app.query_one("#chart"))
+        await eventually(lambda: "underlying of" in text(app.query_one("#chart")), what="the chart titled as such")

@@ -44,7 +44,7 @@ def test_sim_command_prints_json_endpoints_and_exits_cleanly(signum: signal.Sign
         assert process.stdout is not None
         line = process.stdout.readline()
         endpoint = json.loads(line)
-        assert list(endpoint) == ["venue", "http", "ws"] and endpoint["venue"] == "hyperliquid"
+        assert list(endpoint) == ["venue", "http", "ws", "wallet"] and endpoint["venue"] == "hyperliquid"
         assert endpoint["http"].startswith("http://127.0.0.1:")
         assert endpoint["ws"] == endpoint["http"].replace("http://", "ws://") + "/ws"
         meta = post_info(endpoint["http"], {"type": "meta"})

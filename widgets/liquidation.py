@@ -363,8 +363,9 @@ class LiquidationStateView(CompactPanelView):
             move = short_move = [(text, self.style("liq--shortfall", dimmed))]
         else:
             sign = _move_sign(view, venue.venue)
-            # Past 100 % the figure means "out of reach" (a price cannot fall further than to 0).
-            amount = "100%+" if venue.distance_pct >= 100 else f"{venue.distance_pct:.1f}%"
+            # A fall past 100 % is out of reach (a price stops at 0); a rise is not.
+            far = venue.distance_pct >= 100 and sign != "+"
+            amount = "100%+" if far else f"{venue.distance_pct:.1f}%"
             text = f"≈ {sign}{amount}"
             move = [(text + " move", plain), (" to liquidation", muted)]
             short_move = [(text, plain), (" to liq", muted)]
