@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from app.model import (
@@ -61,6 +62,7 @@ __all__ = [
     "FillsData",
     "LiquidationData",
     "ListingsData",
+    "OpenOrders",
     "OrdersData",
 ]
 
@@ -204,8 +206,12 @@ class LiquidationData(StreamData):
         self.generation += 1
 
     def clear(self) -> None:
-        # A reconnect does not undo a liquidation: keep the last state until the venue says more.
-        pass
+        # A reconnect does not undo a liquidation event (shown for its ``lasts``): keep it. A
+        # stated state holds only until the venue's next change, and a change missed while
+        # disconnected is not sent again: forget it, so margin speaks until the venue does.
+        if self.last is not None and self.last.lasts is None:
+            self.last = self.since = None
+            self.generation += 1
 
 
 class FillsData(StreamData):
@@ -236,22 +242,37 @@ class FillsData(StreamData):
         pass  # fills are history: a resubscribe's snapshot repeats them and is deduplicated
 
 
+@dataclass(slots=True)
+class OpenOrders(OrderUpdates):
+    """Every order the venue holds open (a REST snapshot): an order we held open when the socket
+    dropped that is not among them, and not heard of since, ended while we were away."""
+
+
 class OrdersData(StreamData):
     """The account's orders by id, latest status each; a partial update keeps what it omits."""
 
     channel = Channel.ORDERS
     empty_is_current = True
-    DONE = frozenset({"filled", "canceled", "cancelled", "rejected", "expired"})
+    DONE = frozenset({"filled", "canceled", "cancelled", "rejected", "expired", "closed"})
 
     def __init__(self, maxlen: int = 200) -> None:
         super().__init__()
         self.orders: dict[str, OrderUpdate] = {}
         self._maxlen = maxlen
+        self._unconfirmed: set[str] = set()  # open when the socket dropped, not heard of since
 
     def apply(self, event: MarketEvent) -> None:
         if not isinstance(event, OrderUpdates):
             return
+        if isinstance(event, OpenOrders):
+            for order_id in self._unconfirmed - {update.order_id for update in event.orders}:
+                held = self.orders.get(order_id)
+                if held is not None and held.status not in self.DONE:
+                    # Filled or canceled, the snapshot does not say which: no longer open.
+                    self.orders[order_id] = replace(held, status="closed", reason="ended while disconnected")
+            self._unconfirmed.clear()
         for update in event.orders:
+            self._unconfirmed.discard(update.order_id)
             held = self.orders.pop(update.order_id, None)
             if held is not None:
                 for name in OrderUpdate.__slots__:
@@ -266,7 +287,9 @@ class OrdersData(StreamData):
         return [order for order in self.orders.values() if order.status not in self.DONE]
 
     def clear(self) -> None:
-        pass  # order history outlives a reconnect; statuses are updated by what follows
+        # Order history outlives a reconnect; statuses are updated by what follows, and the orders
+        # open now are confirmed by the venue's open-orders snapshot (where it has one).
+        self._unconfirmed = {order_id for order_id, order in self.orders.items() if order.status not in self.DONE}
 
 
 class CompetitionData(StreamData):

@@ -192,8 +192,10 @@ class Portfolio:
         for source in self.sources:
             view = self._liquidation(source, legs, prices, now)
             held = self._held.setdefault(source.venue, _Held())
-            if view.state is not held.state:
-                if held.state is not None and view.state is not None:
+            # Unknown for a moment (a reconnect rebuilding the account) is no state: the next
+            # known one is compared with the last known one.
+            if view.state is not None and view.state is not held.state:
+                if held.state is not None:
                     transitions.append(Transition(source.venue, held.state, view.state))
                 held.state = view.state
                 held.since = view.since if view.stated and view.since is not None else now

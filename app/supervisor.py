@@ -664,7 +664,10 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, websockets.ConnectionClosed):
-        return "connection lost" if exc.rcvd is None else f"closed by venue ({exc.rcvd.code})"
+        if exc.rcvd is None:
+            return "connection lost"
+        # The venue's reason says why (Hypercall: pong timeout, slow consumer and its recovery).
+        return f"closed by venue ({exc.rcvd.code}: {exc.rcvd.reason})" if exc.rcvd.reason else f"closed by venue ({exc.rcvd.code})"
     if isinstance(exc, TimeoutError):
         return "timed out"
     return type(exc).__name__

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from app.account import OpenOrders
 from app.model import (
     ACCOUNT_CHANNELS,
     AllMids,
@@ -289,7 +290,7 @@ class HypercallAdapter(VenueAdapter):
             if key.channel is Channel.FILLS:
                 return [Fills([_fill(row) for row in fields.array(_envelope(raw), "fills")], snapshot=True)]
             if key.channel is Channel.ORDERS:
-                return [OrderUpdates([_rest_order(row) for row in fields.array(_envelope(raw), "orders")])]
+                return [OpenOrders([_rest_order(row) for row in fields.array(_envelope(raw), "orders")])]
         return []
 
     def key_for_route(self, route: Hashable, group: Hashable) -> StreamKey | None:
