@@ -41,7 +41,8 @@ Design decisions ([D]; the venue is silent or the spec chose):
   every 500 ms per instrument; ``timestamp`` is the time of the book's last change. Quotes are
   Black-Scholes marks +- a half spread of max(2 ticks, 1.5 % of mark, half a vol point of vega),
   levels a few ticks apart, log-normal sizes in 0.1-contract lots; a book is requoted when the mark
-  moved a quarter of its half spread (else now and then), every 500 ms of virtual time. Tick 0.1 USD
+  moved a quarter of its half spread (else now and then; with ``requote_interval``, a test knob off by
+  default, also whenever it has not changed for that many seconds), every 500 ms of virtual time. Tick 0.1 USD
   (BTC), 0.01 (ETH): ``10**(digits(spot) - 6)``. An empty side (deep out of the money bids) stays
   empty. Random trades (3 per second over the chain) take the top level of a book.
 * options_chain LEG: numbers only; ``mark_price_usd``/``mark_iv`` are our additions; an empty side
@@ -434,6 +435,7 @@ class HypercallEmulator(EmulatorServer):
         pong_timeout: float = 60.0,
         scenario: str | None = None,
         rest_rate_limit: int = 600,
+        requote_interval: float | None = None,
         hostile_names: bool = False,
         idle_timeout: float = math.inf,
         **kwargs: Any,
@@ -448,6 +450,11 @@ class HypercallEmulator(EmulatorServer):
         self.pong_timeout = pong_timeout
         self.scenario = scenario
         self.rest_rate_limit = rest_rate_limit
+        if requote_interval is not None and requote_interval <= 0:
+            raise ValueError("requote_interval must be positive")
+        # Every book changes (and so is pushed) at least this often: a client's only repair of a
+        # wrong book on this venue is the next push (tests; None: on mark moves and now and then).
+        self.requote_ms = None if requote_interval is None else int(requote_interval * 1000)
         self._rng = random.Random(f"{self.seed}:hypercall:market")
         self._demo_rng = random.Random(f"{self.seed}:hypercall:demo")
         ids = random.Random(f"{self.seed}:hypercall:ids")
@@ -573,7 +580,11 @@ class HypercallEmulator(EmulatorServer):
         spots = {name: self.engine.fair_price(name) for name in self.underlyings}
         for inst in self.instruments.values():
             self._reprice(inst, spots[inst.und.name], now)
-            if abs(inst.mark - inst.quoted_mark) >= 0.25 * inst.half_spread or rng.random() < 0.03:
+            if (
+                abs(inst.mark - inst.quoted_mark) >= 0.25 * inst.half_spread
+                or rng.random() < 0.03  # drawn as before: the knob below leaves the default draws alone
+                or (self.requote_ms is not None and now - inst.changed_ms >= self.requote_ms)
+            ):
                 self._requote(inst, now)
         trades = []
         listed = list(self.instruments.values())
