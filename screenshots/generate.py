@@ -1,8 +1,10 @@
 """Regenerate the README screenshots from the seeded demo: ``python screenshots/generate.py``.
 
-Runs the real app against the Hyperliquid, Aster and Polymarket emulators (seed 7) in this process
-and saves one SVG per venue next to this file (``demo.svg`` is Hyperliquid), each once the book,
-tape and chart (where the venue has one) are live.
+Runs the real app against every venue's emulator (seed 7) in this process, at 140x45 with the
+emulators' demo wallets, and saves one SVG per venue next to this file (``demo.svg`` is
+Hyperliquid), each once the book, tape and chart (where the venue has one) are live; then the
+options chain (``demo-options-chain.svg``) and both demo accounts driven into Warning and
+Liquidating (``demo-liquidation.svg``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from app.sim.runner import start_emulators  # noqa: E402
 from app.ui import PerptermApp  # noqa: E402
 from app.venues.base import Endpoint  # noqa: E402
 
-SHOTS = {Venue.HYPERLIQUID: "demo.svg", Venue.ASTER: "demo-aster.svg", Venue.POLYMARKET: "demo-polymarket.svg"}
+SHOTS = {
+    Venue.HYPERLIQUID: "demo.svg",
+    Venue.ASTER: "demo-aster.svg",
+    Venue.POLYMARKET: "demo-polymarket.svg",
+    Venue.HYPERCALL: "demo-hypercall.svg",
+}
 
 
 async def main() -> None:
@@ -29,25 +36,48 @@ async def main() -> None:
         endpoints = {
             Venue(s.venue): Endpoint(s.ws_url, s.http_url, tuple(s.extra_urls().items())) for s in servers
         }
-        app = PerptermApp(load_settings(seed=7), endpoints, demo=True)
-        async with app.run_test(size=(120, 36)) as pilot:
+        wallets = {Venue(s.venue): s.demo_credentials()["wallet"] for s in servers if s.demo_credentials()}
+        app = PerptermApp(load_settings(seed=7), endpoints, demo=True, wallets=wallets)
+        async with app.run_test(size=(140, 45)) as pilot:
             for venue, filename in SHOTS.items():
                 if app.selection.venue is not venue:
                     await pilot.press(str(app.venues.index(venue) + 1))
-                while not (
-                    app.markets.get(venue)
-                    and app.selection.venue is venue
-                    and not app._incoming
-                    and all(h.stream.state is StreamState.LIVE for h in app._handles.values())
-                    and len(app._handles[Channel.TRADES].stream.data.trades) > 5
-                ):
-                    await asyncio.sleep(0.1)
-                await pilot.pause(1.5)  # let every widget's timer paint
-                app.save_screenshot(filename=filename, path=str(HERE))
-                print(HERE / filename)
+                await live(app, venue)
+                save(app, filename)
+            await pilot.press("o")  # the chain of the option Hypercall shows
+            await pilot.pause(2.0)
+            save(app, "demo-options-chain.svg")
+            await pilot.press("down", "enter")
+            await live(app, Venue.HYPERCALL)
+            for server in servers:
+                if hasattr(server, "set_liquidation_stage"):
+                    server.set_liquidation_stage("warning")
+            await asyncio.sleep(3.0)
+            for server in servers:
+                if hasattr(server, "set_liquidation_stage"):
+                    server.set_liquidation_stage("liquidating")
+            await asyncio.sleep(5.0)
+            save(app, "demo-liquidation.svg")
     finally:
         for server in servers:
             await server.stop()
+
+
+async def live(app: PerptermApp, venue: Venue) -> None:
+    while not (
+        app.markets.get(venue)
+        and app.selection.venue is venue
+        and not app._incoming
+        and all(h.stream.state is StreamState.LIVE for h in app._handles.values())
+        and (venue is Venue.HYPERCALL or len(app._handles[Channel.TRADES].stream.data.trades) > 5)
+    ):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # let every widget's timer paint
+
+
+def save(app: PerptermApp, filename: str) -> None:
+    app.save_screenshot(filename=filename, path=str(HERE))
+    print(HERE / filename)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import copy
 import functools
 import json
 import math
+from json.encoder import encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,14 +61,19 @@ def dumps(value: Any, *, ensure_ascii: bool = False) -> str:
 
 
 def _write(value: Any, out: list[str], ensure_ascii: bool) -> None:
-    if isinstance(value, Raw):
+    # Scalars are written as ``json.dumps`` writes them, without its per-call encoder set-up
+    # (the exhaustive tests write tens of thousands of frames per venue).
+    quote = encode_basestring_ascii if ensure_ascii else encode_basestring
+    if isinstance(value, str):
+        out.append(quote(value))
+    elif isinstance(value, Raw):
         out.append(value.text)
     elif isinstance(value, dict):
         out.append("{")
         for index, (key, item) in enumerate(value.items()):
             if index:
                 out.append(",")
-            out.append(json.dumps(str(key), ensure_ascii=ensure_ascii))
+            out.append(quote(str(key)))
             out.append(":")
             _write(item, out, ensure_ascii)
         out.append("}")
@@ -78,8 +84,17 @@ def _write(value: Any, out: list[str], ensure_ascii: bool) -> None:
                 out.append(",")
             _write(item, out, ensure_ascii)
         out.append("]")
-    elif isinstance(value, float) and not math.isfinite(value):
-        out.append("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
+    elif value is None:
+        out.append("null")
+    elif value is True or value is False:
+        out.append("true" if value else "false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        if math.isfinite(value):
+            out.append(float.__repr__(value))
+        else:
+            out.append("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
     else:
         out.append(json.dumps(value, ensure_ascii=ensure_ascii))
 

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from app.model import AllMids
+from app.model import AllMids, ChainRemoval, ChainRow
 from app.venues.base import Ack, Data, DecodeError, Pong, VenueAdapter, VenueError
 from tests.conformance.invariants import InvariantError, check_decoded, check_events, check_markets
 from tests.conformance.mutations import (
@@ -235,7 +235,10 @@ def test_good_frames_decode_and_cover_every_channel(samples: Samples, adapter: V
 
 
 def _markets_named(event: Any) -> set[str]:
-    """The markets an event (not an all-mids map) names, its items' included."""
+    """The markets an event of a one-market stream (not an all-mids map) names, its items'
+    included; an options chain's rows name their underlying (the chain's market)."""
+    if isinstance(event, (ChainRow, ChainRemoval)):
+        return {event.underlying}
     items = getattr(event, "trades", None) or getattr(event, "candles", None) or []
     return {event.market, *(item.market for item in items)}
 
@@ -244,10 +247,13 @@ def test_every_event_of_a_stream_names_its_market(samples: Samples, adapter: Ven
     """Each frame may be valid and a stream still inconsistent: whether pushed on its socket or
     fetched by its REST snapshot, every event a stream gets names the stream's own market (as its
     key, and so the venue's listings, name it); an all-mids map names the markets its stream's
-    snapshot names (listed markets where it has none). Otherwise a snapshot and the pushes after
-    it describe two markets, or a partial map update adds names beside the ones it should update."""
+    snapshot names (listed markets, or the underlyings they chart, where it has none: an options
+    venue's index prices are its underlyings'). Otherwise a snapshot and the pushes after it
+    describe two markets, or a partial map update adds names beside the ones it should update.
+    Streams of no one market (listings, the account's) name whatever markets they are about."""
     (listing,) = [call for call in samples.rest if call.markets]
     listed = {info.market for info in rest_conforms(samples, listing, copy.deepcopy(listing.responses), complete=True)}
+    listed |= {adapter.chart_market(market) for market in listed}
     fetched = {call.key: rest_conforms(samples, call, copy.deepcopy(call.responses), complete=True) for call in samples.rest if call.key}
     problems: set[str] = set()
     for keys, frames in samples.by_socket:
@@ -263,7 +269,7 @@ def test_every_event_of_a_stream_names_its_market(samples: Samples, adapter: Ven
                         if unknown := sorted(set(event.mids) - (snapshot_names or listed)):
                             whose = "its snapshot's" if snapshot_names else "listed"
                             problems.add(f"{key} {origin} {kind} names markets that are not {whose}: {unknown[:4]}")
-                    elif others := sorted(_markets_named(event) - {key.market}):
+                    elif key.market and (others := sorted(_markets_named(event) - {key.market})):
                         problems.add(f"{key} {origin} {kind} names {others} instead of {key.market!r}")
     assert not problems, "\n".join(sorted(problems))
 

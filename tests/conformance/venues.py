@@ -43,6 +43,8 @@ import yarl
 from app.model import Channel, Level, StreamKey, Venue, freeze_params
 from app.rest import RestClient, RestError
 from app.sim.aster import AsterEmulator
+from app.sim.engine import DEMO_ADDRESS, format_fixed
+from app.sim.hypercall import HypercallEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.polymarket import PolymarketEmulator
 from app.sim.predictions import DEFAULT_MARKETS, BinaryMarket
@@ -100,13 +102,14 @@ class VenueCase:
     capture_extra: Callable[[Any], Awaitable[None]] | None = None
     seed: int = 7
     advance_ms: int = 1000  # one step of the emulator's clock: long enough for every periodic push
+    wallet: str | None = None  # the account the account channels' sample keys are about
 
     @property
     def name(self) -> str:
         return str(self.venue)
 
     def adapter(self, endpoint: Endpoint) -> VenueAdapter:
-        return build_adapter(self.venue, endpoint)
+        return build_adapter(self.venue, endpoint, self.wallet)
 
     def endpoint(self, server: EmulatorServer) -> Endpoint:
         """The endpoint of a running emulator, with the further URLs it advertises (Aster's spot
@@ -137,6 +140,16 @@ def _hyperliquid_book_message(server: HyperliquidEmulator, coin: str, bids: Sequ
     return {"channel": "l2Book", "data": {"coin": coin, "time": server.now_ms(), "levels": [side(bids), side(asks)]}}
 
 
+async def _hyperliquid_extra(server: HyperliquidEmulator) -> None:
+    """The demo account liquidated: below maintenance for the emulator's delay (3 s), then the
+    ``liquidation`` user event, its market orders (``orderUpdates`` open and filled) and its fills
+    (``userFills`` and ``user``, with a ``liquidation`` object); ``clearinghouseState`` pushes on
+    the way."""
+    server.set_liquidation_stage("liquidating")
+    for _ in range(5):
+        await server.advance(1000)
+
+
 HYPERLIQUID = VenueCase(
     venue=Venue.HYPERLIQUID,
     emulator=HyperliquidEmulator,
@@ -152,11 +165,19 @@ HYPERLIQUID = VenueCase(
         (Channel.TICKER, "@1"),  # spot: channel activeSpotAssetCtx, no funding
         (Channel.ALL_MIDS,),
         (Channel.BBO, "SOL"),
+        # The account (socket group "account"): clearinghouseState, userFills, orderUpdates and
+        # userEvents (its frames on channel "user").
+        (Channel.POSITIONS,),
+        (Channel.FILLS,),
+        (Channel.ORDERS,),
+        (Channel.LIQUIDATION,),
     ),
     bad_keys=keys(Venue.HYPERLIQUID, (Channel.BOOK, "NOPE"), (Channel.CANDLES, "NOPE", {"interval": "1m"})),
     book_market="ETH",
     emulator_book=_hyperliquid_book,
     book_message=_hyperliquid_book_message,
+    capture_extra=_hyperliquid_extra,
+    wallet=DEMO_ADDRESS,
 )
 
 
@@ -313,8 +334,79 @@ POLYMARKET = VenueCase(
     seed=_PM_SEED,
 )
 
+
+# --- Hypercall ------------------------------------------------------------------------------------
+# Options named UND-YYYYMMDD-STRIKE-C|P; expiries and strikes follow from the seed and START_MS.
+# Public streams share one socket, a filtered options chain has its own (filters hold per socket
+# and channel), the account streams ride an authenticated one (the adapter's handshake).
+
+#: Under seed 7 from START_MS: a BTC put of the third expiry (2026-06-05, so the expiry driven by
+#: ``_hypercall_extra`` leaves it listed for the REST snapshot) that trades twice in the capture,
+#: first within two seconds (random trades are 3 a second over 144 instruments).
+_HC_BUSY = "BTC-20260605-100000-P"
+_HC_FIRST_EXPIRY = "2026-06-02"  # the one ``expire_next`` settles
+
+
+def _hypercall_book(server: HypercallEmulator, symbol: str) -> BookLevels:
+    """The instrument's book as the emulator publishes it (prices in ticks, sizes in 0.1 lots)."""
+    inst = server.instruments[symbol]
+    return [(inst.px(px), format_fixed(lots, 1)) for px, lots in inst.bids], [(inst.px(px), format_fixed(lots, 1)) for px, lots in inst.asks]
+
+
+def _hypercall_book_message(server: HypercallEmulator, symbol: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
+    """An ``OrderbookUpdate``: the venue's whole top of book, each push replacing the last."""
+    return {
+        "type": "OrderbookUpdate", "symbol": symbol, "option_token_address": None,
+        "bids": [[px, sz] for px, sz in bids], "asks": [[px, sz] for px, sz in asks], "timestamp": server.now_ms(),
+    }  # fmt: skip
+
+
+async def _hypercall_extra(server: HypercallEmulator) -> None:
+    """What plain steps rarely show: the demo wallet trading (every 15-30 s of virtual time, the
+    first at 28 s under this seed: ``OrderUpdate`` open and filled, ``Fill``, a position and a
+    balance ``PortfolioUpdate``), the account entering Warning (``LiquidationStateChange``), an expiry
+    (``MarketUpdate`` Expired and Created, chain ``Remove`` per leg, ``PositionExpired`` of the
+    demo's BTC call). The clock passes a ten-second mark, so ``CompetitionPnlSummary`` repeats."""
+    for _ in range(28):
+        await server.advance(1000)
+    server.set_liquidation_stage("warning")
+    await server.advance(1000)
+    await server.expire_next()
+    await server.advance(1000)
+
+
+HYPERCALL = VenueCase(
+    venue=Venue.HYPERCALL,
+    emulator=HypercallEmulator,
+    # Every book changes at least every second of the poison test: the venue pushes a book only
+    # when it changed, and that push is a client's only repair of a wrong book.
+    emulator_kwargs={"requote_interval": 1.0},
+    sample_keys=keys(
+        Venue.HYPERCALL,
+        (Channel.BOOK, _HC_BUSY),
+        (Channel.TRADES, _HC_BUSY),
+        (Channel.CANDLES, "BTC", {"interval": "1m"}),
+        (Channel.ALL_MIDS,),  # index_prices: the underlyings' index
+        (Channel.OPTIONS_CHAIN, "BTC"),
+        (Channel.OPTIONS_CHAIN, "BTC", {"expiry": _HC_FIRST_EXPIRY, "option_type": "call"}),  # rows with one leg
+        (Channel.LISTINGS,),
+        (Channel.POSITIONS,),
+        (Channel.LIQUIDATION,),
+        (Channel.FILLS,),
+        (Channel.ORDERS,),
+        (Channel.COMPETITION,),
+    ),
+    bad_keys=keys(Venue.HYPERCALL, (Channel.CANDLES, "NOPE", {"interval": "1m"})),  # Invalid channel: candles:NOPE:1m
+    bad_requests=('{"type":"Nope"}', "not json"),  # Unknown message type; Invalid message
+    book_market=_HC_BUSY,
+    emulator_book=_hypercall_book,
+    book_message=_hypercall_book_message,
+    capture_extra=_hypercall_extra,
+    wallet=DEMO_ADDRESS,
+)
+
 #: Every venue the harness runs; one per adapter in ``app.venues.ADAPTERS``.
-CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET)
+CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET, HYPERCALL)
 
 
 def case_ids(case: VenueCase) -> str:
@@ -446,6 +538,11 @@ class ReplayExhausted(RestError):
     cursor): to the adapter, a failed request like any other."""
 
 
+@functools.cache
+def _rest_signature(name: str) -> inspect.Signature:
+    return inspect.signature(getattr(RestClient, name))
+
+
 class Replay:
     """A RestClient that answers every request method (``post_json``, ``get_json``, ...) with
     prepared bodies, in order, without a socket. Query parameters are put in a URL as aiohttp
@@ -461,7 +558,7 @@ class Replay:
     def __getattr__(self, name: str) -> Any:
         if not name.endswith("_json"):
             raise AttributeError(name)
-        real = inspect.signature(getattr(RestClient, name))
+        real = _rest_signature(name)
 
         async def request(path: str, *args: Any, **kwargs: Any) -> Any:
             params = real.bind(None, path, *args, **kwargs).arguments.get("params")
@@ -512,6 +609,8 @@ class _Socket:
         else:
             url = adapter.ws_url()  # type: ignore[attr-defined]
         self.ws = await stack.enter_async_context(websockets.connect(url, **options))
+        if (handshake := adapter.handshake(self.group)) is not None:
+            await self.send(handshake.messages)  # its answer is captured like any frame
 
     def subscribe(self, keys: list[StreamKey], *, initial: bool) -> list[str]:
         method = getattr(self.adapter, "subscribe_messages", None)
