@@ -125,3 +125,32 @@ def test_subscription_messages(adapter):
     with pytest.raises(ValueError, match="interval"):
         adapter.check(StreamKey(Venue.HYPERLIQUID, Channel.CANDLES, "ETH", (("interval", "7m"),)))
     assert Endpoint("a", "b").ws_url == "a"
+
+
+def test_derived_account_decimals_are_written_plainly(adapter):
+    """A position's mark is positionValue / |szi| and an order's filled size origSz - sz: both are
+    computed, and must come out as plain decimals (``str(Decimal)`` wrote 100 as ``1E+2``)."""
+    state = (
+        '{"channel":"clearinghouseState","data":{"dex":"","user":"0x0de0000000000000000000000000000000000001",'
+        '"clearinghouseState":{"marginSummary":{"accountValue":"1000.0","totalNtlPos":"200.0","totalRawUsd":"800.0",'
+        '"totalMarginUsed":"20.0"},"crossMaintenanceMarginUsed":"10.0","withdrawable":"980.0","time":1751427259657,'
+        '"assetPositions":[{"type":"oneWay","position":{"coin":"ETH","szi":"-2.0","entryPx":"101.0",'
+        '"positionValue":"200.0","unrealizedPnl":"2.0","liquidationPx":"540.1"}}]}}}'
+    )
+    positions, margin = (item.event for item in adapter.decode(state))
+    assert positions.positions[0].mark_price == "100" and positions.positions[0].size == "-2.0"
+    assert margin.equity == "1000.0"
+
+    def order(sz: str, orig: str) -> str:
+        return (
+            '{"channel":"orderUpdates","data":[{"order":{"coin":"ETH","side":"A","limitPx":"3389.4",'
+            f'"sz":"{sz}","oid":7,"timestamp":1751427259657,"origSz":"{orig}"}},"status":"open",'
+            '"statusTimestamp":1751427259657}]}'
+        )
+
+    (update,) = one(adapter, order("0.0", "100")).event.orders
+    assert update.filled == "100.0" and update.size == "100"
+    (update,) = one(adapter, order("0.0176", "0.1176")).event.orders
+    assert update.filled == "0.1000"
+    with pytest.raises(DecodeError):
+        adapter.decode(order("1", "0.1176"))  # more left than ordered
