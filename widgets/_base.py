@@ -126,6 +126,39 @@ class _Shown:
         )
 
 
+STREAM_RULES = """
+    height: 1fr;
+    background: $surface;
+    color: $foreground;
+    & > .stream--title { text-style: bold; }
+    & > .stream--badge-live { color: $success; }
+    & > .stream--badge-stale { color: $warning; text-style: bold reverse; }
+    & > .stream--badge-resyncing { color: $warning; text-style: bold reverse; }
+    & > .stream--badge-pending { color: $text-muted; }
+    & > .stream--badge-error { color: $error; text-style: bold reverse; }
+    & > .stream--notice { color: $text-muted; }
+    & > .stream--error { color: $error; }
+    & > .stream--dim { color: $text-disabled; }
+    & > .stream--column-header { color: $text-muted; }
+"""
+"""The look every panel shares: its title, state badges, notices and column headers."""
+
+STREAM_COMPONENTS = frozenset(
+    {
+        "stream--title",
+        "stream--badge-live",
+        "stream--badge-stale",
+        "stream--badge-resyncing",
+        "stream--badge-pending",
+        "stream--badge-error",
+        "stream--notice",
+        "stream--error",
+        "stream--dim",
+        "stream--column-header",
+    }
+)
+
+
 class PollingLineWidget(Widget):
     """A Line-API widget that polls its source on a timer and caches strips per theme.
 
@@ -161,36 +194,9 @@ class StreamView(PollingLineWidget):
     :meth:`component_style` for every colour, so dimming and theming behave the same everywhere.
     """
 
-    DEFAULT_CSS = """
-    StreamView {
-        height: 1fr;
-        background: $surface;
-        color: $foreground;
-        & > .stream--title { text-style: bold; }
-        & > .stream--badge-live { color: $success; }
-        & > .stream--badge-stale { color: $warning; text-style: bold reverse; }
-        & > .stream--badge-resyncing { color: $warning; text-style: bold reverse; }
-        & > .stream--badge-pending { color: $text-muted; }
-        & > .stream--badge-error { color: $error; text-style: bold reverse; }
-        & > .stream--notice { color: $text-muted; }
-        & > .stream--error { color: $error; }
-        & > .stream--dim { color: $text-disabled; }
-        & > .stream--column-header { color: $text-muted; }
-    }
-    """
+    DEFAULT_CSS = "StreamView {" + STREAM_RULES + "}"
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "stream--title",
-        "stream--badge-live",
-        "stream--badge-stale",
-        "stream--badge-resyncing",
-        "stream--badge-pending",
-        "stream--badge-error",
-        "stream--notice",
-        "stream--error",
-        "stream--dim",
-        "stream--column-header",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = set(STREAM_COMPONENTS)
 
     MIN_REBUILD_INTERVAL: ClassVar[float] = 0.0
     """Least seconds between rebuilds caused by new data alone (state changes always show now)."""

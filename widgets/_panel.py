@@ -24,7 +24,7 @@ from rich.style import Style
 from textual.reactive import reactive
 from textual.strip import Strip
 
-from widgets._base import Badge, Piece, PollingLineWidget, row_strip
+from widgets._base import STREAM_COMPONENTS, STREAM_RULES, Badge, Piece, PollingLineWidget, row_strip
 
 NATURAL_HEIGHT = 10_000
 """Height offered to :meth:`PanelView.build` when asked for the content height (``height: auto``)."""
@@ -161,39 +161,19 @@ def first_fitting(variants: Sequence[Sequence[Piece]], width: int) -> list[Piece
 class PanelView(PollingLineWidget):
     """A polled Line-API widget whose lines are rebuilt only when :meth:`observe` moves."""
 
-    DEFAULT_CSS = """
-    PanelView {
-        height: 1fr;
-        background: $surface;
-        color: $foreground;
-        & > .stream--title { text-style: bold; }
-        & > .stream--badge-live { color: $success; }
-        & > .stream--badge-stale { color: $warning; text-style: bold reverse; }
-        & > .stream--badge-resyncing { color: $warning; text-style: bold reverse; }
-        & > .stream--badge-pending { color: $text-muted; }
-        & > .stream--badge-error { color: $error; text-style: bold reverse; }
-        & > .stream--notice { color: $text-muted; }
-        & > .stream--error { color: $error; }
-        & > .stream--dim { color: $text-disabled; }
-        & > .stream--column-header { color: $text-muted; }
+    DEFAULT_CSS = (
+        "PanelView {"
+        + STREAM_RULES
+        + """
         & > .panel--positive { color: $success; }
         & > .panel--negative { color: $error; }
         & > .panel--section { text-style: bold; }
         & > .panel--total { text-style: bold; }
-    }
-    """
+    }"""
+    )
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "stream--title",
-        "stream--badge-live",
-        "stream--badge-stale",
-        "stream--badge-resyncing",
-        "stream--badge-pending",
-        "stream--badge-error",
-        "stream--notice",
-        "stream--error",
-        "stream--dim",
-        "stream--column-header",
+        *STREAM_COMPONENTS,
         "panel--positive",
         "panel--negative",
         "panel--section",

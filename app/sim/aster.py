@@ -89,7 +89,6 @@ Design decisions ([D]; the venue is silent or the sources disagree):
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import heapq
 import math
@@ -882,7 +881,7 @@ class AsterEmulator(EmulatorServer):
         family = SPOT if request.path.startswith(SPOT.ws_prefix + "/") else FUTURES
         combined = request.path.removeprefix(family.ws_prefix) in ("/stream", "/stream/")
         conn.state.update(family=family, combined=combined, streams={}, arrivals=deque(), closing=False)
-        conn.state["heartbeat"] = self.spawn(self._heartbeat(conn, *self.heartbeat[family.name]))
+        self.start_heartbeat(conn, *self.heartbeat[family.name])
         names = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
         streams = list(dict.fromkeys(name for name in names.split("/") if name))
         if len(streams) > self.max_streams[family.name]:
@@ -914,28 +913,6 @@ class AsterEmulator(EmulatorServer):
         conn.state["closing"] = True
         await conn.close(_CLOSE_POLICY, "too many requests")
         return False
-
-    async def _heartbeat(self, conn: WsConnection, ping_interval: float, pong_timeout: float) -> None:
-        """Ping every ``ping_interval``; close when no pong arrived for ``pong_timeout`` (a stall
-        freezes this clock like every other)."""
-        next_ping = conn.opened_at + ping_interval
-        while not conn.closed:
-            deadline = conn.last_pong + pong_timeout
-            await asyncio.sleep(max(0.0, min(next_ping, deadline) - time.monotonic()) + 0.001)
-            if conn.closed:
-                return
-            now = time.monotonic()
-            if self.stalled:
-                conn.last_pong, next_ping = now, now + ping_interval
-                await asyncio.sleep(self.tick_interval)
-                continue
-            if now >= conn.last_pong + pong_timeout:
-                conn.state["closing"] = True
-                await conn.close(_CLOSE_POLICY, "pong timeout")
-                return
-            if now >= next_ping:
-                await conn.ping()
-                next_ping = now + ping_interval
 
     async def on_ws_message(self, conn: WsConnection, text: str) -> None:
         request_id: int | None = None
