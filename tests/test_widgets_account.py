@@ -22,7 +22,8 @@ from app.model import (
     Venue,
 )
 from app.state import Stream
-from tests.portfolio_fixtures import NOW, Clock, hyperliquid_account, portfolio, stated
+from app.portfolio import Transition
+from tests.portfolio_fixtures import NOW, Clock, hypercall_account, hyperliquid_account, portfolio, stated
 from tests.widget_harness import OneWidgetApp, lines, row_of, stream_with, style_at
 from widgets import FillsOrdersView, LiquidationStateView, PortfolioGreeksView
 
@@ -201,7 +202,8 @@ async def test_every_width_draws_full_lines(width: int) -> None:
 
 
 class AccountRow(App[None]):
-    """Greeks (3fr), liquidation (2fr) and fills (2fr) in bordered panels 14 rows high."""
+    """Greeks (3fr), liquidation (2fr) and fills (2fr) in bordered panels 14 rows high, with
+    Hypercall's account in ``state`` (alerting, as the app makes it, when that is not Normal)."""
 
     CSS = """
     #account { height: 14; }
@@ -210,10 +212,22 @@ class AccountRow(App[None]):
     FillsOrdersView { width: 2fr; border: round $primary; }
     """
 
+    def __init__(self, state: LiquidationState) -> None:
+        super().__init__()
+        self.state = state
+
     def compose(self) -> ComposeResult:
         clock = Clock(NOW)
-        warning = stated(LiquidationState.WARNING, entered=NOW - 125)
-        source = portfolio(liquidation=warning, hyperliquid=hyperliquid_account(), clock=clock)
+        if self.state is LiquidationState.NORMAL:
+            account, liquidation = hypercall_account(equity="30000"), None  # derived from margin
+        elif self.state is LiquidationState.WARNING:
+            account, liquidation = hypercall_account(), stated(LiquidationState.WARNING, entered=NOW - 125)
+        else:
+            account = hypercall_account(equity="9000")
+            liquidation = stated(
+                LiquidationState.LIQUIDATING, LiquidationState.WARNING, entered=NOW - 40, shortfall="1000", auction_id="auc-7"
+            )
+        source = portfolio(hypercall=account, liquidation=liquidation, hyperliquid=hyperliquid_account(), clock=clock)
         fills = FillsOrdersView(clock=lambda: 100.0)
         fills.bind_fills(HC, hypercall_fills())
         fills.bind_orders(HC, hypercall_orders())
@@ -223,6 +237,13 @@ class AccountRow(App[None]):
             yield LiquidationStateView(source, clock=clock)
             yield fills
 
+    def on_mount(self) -> None:
+        if self.state is not LiquidationState.NORMAL:
+            previous = LiquidationState.NORMAL if self.state is LiquidationState.WARNING else LiquidationState.WARNING
+            self.query_one(LiquidationStateView).alert(Transition(HC, previous, self.state))
 
-def test_snapshot_account_row(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(AccountRow(), terminal_size=(140, 14))
+
+@pytest.mark.parametrize("state", list(LiquidationState), ids=lambda state: state.value.lower())
+def test_snapshot_account_row(snap_compare, state) -> None:  # type: ignore[no-untyped-def]
+    """The Greeks and the liquidation state side by side in each liquidation state."""
+    assert snap_compare(AccountRow(state), terminal_size=(140, 14))
