@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from app.model import (
     Channel,
+    ChainLeg,
     ChainRemoval,
     ChainRow,
     CompetitionSummary,
@@ -96,6 +97,14 @@ class ChainData(StreamData):
 
     def expiries(self) -> list[int]:
         return sorted({expiry for expiry, _ in self.rows})
+
+    def leg(self, symbol: str) -> ChainLeg | None:
+        """The call or put named ``symbol``, wherever it is in the chain."""
+        for row in self.rows.values():
+            for leg in (row.call, row.put):
+                if leg is not None and leg.symbol == symbol:
+                    return leg
+        return None
 
     def rows_for(self, expiry_s: int) -> list[ChainRow]:
         """The expiry's rows by ascending strike."""

@@ -30,7 +30,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from app.account import AccountData, LiquidationData
+from app.account import AccountData, ChainData, LiquidationData
 from app.commands import DemoFaults, MarketPicker, PlainCommand
 from app.config import INTERVALS, Settings
 from app.model import Channel, ConnectionHealth, LiquidationState, MarketInfo, StreamState, Venue
@@ -227,6 +227,7 @@ class PerptermApp(App[None]):
         self._incoming: dict[Channel, Subscription] = {}  # the new selection, until it has data
         self._incoming_since = 0.0
         self._outcomes: list[tuple[MarketInfo, Subscription]] = []  # a prediction's other tokens
+        self._option_context: list[Subscription] = []  # an option's chain and index, for the header
         self._chosen: dict[Venue, str] = {venue: market}  # last market shown per venue
 
     def compose(self) -> ComposeResult:
@@ -312,6 +313,7 @@ class PerptermApp(App[None]):
         for channel in [c for c in self._handles if c not in self._incoming]:
             self._handles.pop(channel).close()  # the new venue has no such channel
         self._bind_outcomes()
+        self._bind_option_context()
         self._complete_switch()
         self._bind_widgets()
         self._update_header()
@@ -464,6 +466,21 @@ class PerptermApp(App[None]):
         for _, handle in old:
             handle.close()
 
+    def _bind_option_context(self) -> None:
+        """For an option, follow its underlying's chain (the option's mark, IV and delta) and the
+        venue's index prices, for the header: the venue has no ticker of an option."""
+        assert self.service is not None
+        old, self._option_context = self._option_context, []
+        info = self._info(self.selection.venue, self.selection.market)
+        channels = self._channels(self.selection.venue)
+        if info is not None and info.kind == "option" and Channel.OPTIONS_CHAIN in channels:
+            underlying = underlying_of(info.market)
+            self._option_context.append(self.service.subscribe(info.venue, Channel.OPTIONS_CHAIN, underlying))
+            if Channel.ALL_MIDS in channels:
+                self._option_context.append(self.service.subscribe(info.venue, Channel.ALL_MIDS, ""))
+        for handle in old:
+            handle.close()
+
     def _stream(self, channel: Channel) -> Stream | None:
         handle = self._handles.get(channel)
         return None if handle is None else handle.stream
@@ -499,6 +516,7 @@ class PerptermApp(App[None]):
                 self.select(market=markets[0].market)
             else:
                 self._bind_outcomes()
+                self._bind_option_context()
                 self._bind_widgets()  # titles now use the venue's display names
 
     def tell(self, text: str, severity: SeverityLevel = "information") -> None:
@@ -614,6 +632,7 @@ class PerptermApp(App[None]):
         if adapter is not None and Channel.CANDLES in adapter.channels:
             header.append(f"  {self.selection.interval}", style="dim")
         self._append_outcomes(header)
+        self._append_option(header)
         ticker_stream = self._stream(Channel.TICKER)
         if ticker_stream is not None and isinstance(ticker_stream.data, TickerData):
             ticker = ticker_stream.data.ticker
@@ -632,6 +651,22 @@ class PerptermApp(App[None]):
                 if change is not None:
                     header.append(f"  24h {change:+.2f}%", style="green" if change >= 0 else "red")
         self.query_one("#header", Static).update(header)
+
+    def _append_option(self, header: Text) -> None:
+        """An option's mark, IV and delta (per contract, from the chain) and its underlying's index."""
+        market = self.selection.market
+        for handle in self._option_context:
+            data, style = handle.stream.data, "" if handle.stream.state is StreamState.LIVE else "dim"
+            if isinstance(data, ChainData):
+                leg = data.leg(market)
+                if leg is not None and leg.mark is not None:
+                    header.append(f"   mark {leg.mark:,.2f}", style=style)
+                    if leg.mark_iv is not None:
+                        header.append(f"  IV {leg.mark_iv * 100:.1f}%", style=style)
+                    if leg.delta is not None:
+                        header.append(f"  Δ {leg.delta:+.3f}", style=style)
+            elif isinstance(data, MidsData) and (index := data.mids.get(underlying_of(market))) is not None:
+                header.append(f"  index {inert(index)}", style=style)
 
     def _append_outcomes(self, header: Text) -> None:
         """A prediction market as its outcomes: each outcome's price (the mid of its book) read

@@ -110,8 +110,14 @@ async def test_an_option_chosen_from_the_chain_drives_book_trades_and_chart(emul
             what="the option's book bound",
         )
         await eventually(lambda: app._handles[Channel.BOOK].stream.state is StreamState.LIVE, what="its book live")
-        await eventually(lambda: app._handles[Channel.CANDLES].key.market == "BTC", what="the chart bound")
+        shown = lambda: {channel: handle.key for channel, handle in app._handles.items()}  # noqa: E731
+        await eventually(
+            lambda: all(key.venue is Venue.HYPERCALL for key in shown().values()) and not app._incoming,
+            what="every panel switched to the option",
+        )
         assert app._handles[Channel.TRADES].key.market == symbol
         chart = app._handles[Channel.CANDLES].key
         assert (chart.market, chart.param("interval")) == ("BTC", app.selection.interval)  # the underlying's candles
         await eventually(lambda: "underlying of" in text(app.query_one("#chart")), what="the chart titled as such")
+        header = lambda: str(app.query_one("#header").render())  # noqa: E731
+        await eventually(lambda: all(word in header() for word in ("mark", "IV", "Δ", "index")), what="option header")
