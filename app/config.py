@@ -12,15 +12,17 @@ query strings, values of secret-looking or unknown keys (see :func:`load_setting
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from app.logsafe import escape
 from app.model import Venue
@@ -90,6 +92,13 @@ def theme_names() -> tuple[str, ...]:
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
+API_KEY_ENV = "PERPTERM_{venue}_API_KEY"
+"""Where a venue's API key may come from instead of the config file (``PERPTERM_PERPS_STUDIO_API_KEY``)."""
+
+
+def api_key_variable(venue: Venue) -> str:
+    return API_KEY_ENV.format(venue=str(venue).upper().replace("-", "_"))
+
 
 class VenueSettings(BaseModel):
     """How to reach one venue."""
@@ -103,6 +112,9 @@ class VenueSettings(BaseModel):
     markets: list[str] = Field(default_factory=list, description="markets to show first")
     wallet: str | None = Field(
         None, description="account address whose positions, fills and liquidation state to show"
+    )
+    api_key: SecretStr | None = Field(
+        None, description=f"the venue's API key (or the environment variable {API_KEY_ENV.format(venue='VENUE')})"
     )
 
     @field_validator("wallet")
@@ -163,6 +175,10 @@ class Settings(BaseModel):
 
     def enabled_venues(self) -> list[Venue]:
         return [venue for venue, vs in self.venues.items() if vs.enabled]
+
+    def api_keys(self) -> dict[Venue, SecretStr]:
+        """The API key of each enabled venue that has one."""
+        return {venue: vs.api_key for venue, vs in self.venues.items() if vs.enabled and vs.api_key}
 
     def wallets(self) -> dict[Venue, str]:
         """The configured account address of each enabled venue that has one."""
@@ -227,9 +243,13 @@ def apply_endpoint_override(raw: dict[str, Any], override: str) -> None:
 
 
 def load_settings(
-    path: Path | None = None, endpoints: Sequence[str] = (), **overrides: Any
+    path: Path | None = None,
+    endpoints: Sequence[str] = (),
+    environ: Mapping[str, str] = os.environ,
+    **overrides: Any,
 ) -> Settings:
-    """Read the TOML file (if any), apply command-line overrides, validate."""
+    """Read the TOML file (if any), apply command-line overrides and the API keys of the
+    environment (:func:`api_key_variable`; the file wins), validate."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -246,8 +266,20 @@ def load_settings(
     # Venues the file does not mention keep their defaults.
     venues = _table(raw, "venues", "venues")
     for venue in ADAPTERS:
-        _table(venues, str(venue), f"venues.{venue}")
+        venue_raw = _table(venues, str(venue), f"venues.{venue}")
+        if "api_key" not in venue_raw and (key := environ.get(api_key_variable(venue))):
+            venue_raw["api_key"] = key
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"config error: {_describe(exc)}") from None
+
+
+def exposed_secrets(path: Path, settings: Settings) -> str | None:
+    """A warning when the config file holds an API key and others may read it, else ``None``."""
+    if not any(vs.api_key for vs in settings.venues.values()) or "api_key" not in path.read_text(encoding="utf-8"):
+        return None
+    mode = path.stat().st_mode
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    return f"{path} holds an API key and other users can read it: chmod 600 {path}"

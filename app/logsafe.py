@@ -14,6 +14,8 @@ import re
 import time
 from collections.abc import Callable
 
+from app.secrets import redact
+
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -23,9 +25,9 @@ def _visible(match: re.Match[str]) -> str:
 
 
 def escape(text: object, limit: int = 200) -> str:
-    """``text`` on one line with every control and bidi character shown as an escape, cut to
-    ``limit`` characters."""
-    shown = _UNSAFE.sub(_visible, str(text))
+    """``text`` on one line with every control and bidi character shown as an escape and every
+    secret removed (:func:`app.secrets.redact`), cut to ``limit`` characters."""
+    shown = _UNSAFE.sub(_visible, redact(str(text)))
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 

@@ -483,6 +483,8 @@ class MarketInfo:
     size_decimals: int | None = None
     event: str | None = None  # what several markets belong to (a prediction's condition id)
     outcome: str | None = None  # this market's outcome within the event ("Yes", "No")
+    section: str | None = None  # the venue's part it is listed in (perps.studio's vertical: "rwas")
+    provider: str | None = None  # the upstream venue behind an aggregator ("hyperliquid", "aster")
 
 
 @dataclass(slots=True)

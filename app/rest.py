@@ -68,9 +68,17 @@ class RateLimiter:
 class RestClient:
     """One keep-alive session per venue base URL, opened on first use."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        limiter: RateLimiter | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``headers`` go with every request (a venue's API key); they are never recorded."""
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
+        self.headers = dict(headers or {})
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -106,7 +114,7 @@ class RestClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         what = f"{method} {path}"
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        headers = {**self.headers, "Content-Type": "application/json"} if body is not None else self.headers
         try:
             async with self._session.request(
                 method, self.base_url + path, params=params, data=body, headers=headers

@@ -101,8 +101,8 @@ class AsterAdapter(VenueAdapter):
     liveness = Liveness(ping_interval=30.0, probe_after=5.0, pong_timeout=10.0)
     stale_after: ClassVar[dict[Channel, float]] = {Channel.TICKER: 15.0, Channel.ALL_MIDS: 15.0}
 
-    def __init__(self, endpoint: Endpoint, rest: RestClient, wallet: str | None = None) -> None:
-        super().__init__(endpoint, rest, wallet)
+    def __init__(self, endpoint: Endpoint, rest: RestClient, *args: Any, **kwargs: Any) -> None:
+        super().__init__(endpoint, rest, *args, **kwargs)
         spot_http = endpoint.url("spot_http") or endpoint.http_url
         separate = spot_http != endpoint.http_url  # one host in the emulator, two for real
         self.spot_rest = RestClient(spot_http, limiter=RateLimiter(self.rest_weight_per_minute)) if separate else rest

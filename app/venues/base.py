@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import SecretStr
+
 from app.model import ACCOUNT_CHANNELS, Channel, MarketEvent, MarketInfo, StreamKey, Venue
 from app.rest import RestClient
 from app.state import StreamData, new_state
@@ -183,12 +185,16 @@ class VenueAdapter(ABC):
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 
-    def __init__(self, endpoint: Endpoint, rest: RestClient, wallet: str | None = None) -> None:
+    def __init__(
+        self, endpoint: Endpoint, rest: RestClient, wallet: str | None = None, api_key: SecretStr | None = None
+    ) -> None:
         """``wallet``: the account whose channels (:data:`~app.model.ACCOUNT_CHANNELS`) to
-        serve; without one those channels are refused by :meth:`check`."""
+        serve; without one those channels are refused by :meth:`check`. ``api_key``: the venue's
+        key, for venues that need one (kept a ``SecretStr`` until a dial or request uses it)."""
         self.endpoint = endpoint
         self.rest = rest
         self.wallet = wallet
+        self.api_key = api_key
 
     def group(self, key: StreamKey) -> Hashable:
         """Streams of different groups never share a connection (hosts, paths, auth scopes)."""
