@@ -9,7 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-from app.config import INTERVALS, ConfigError, load_settings
+from app.config import INTERVALS, ConfigError, exposed_secrets, load_settings
+from app.secrets import RedactingFilter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.log:
         logging.basicConfig(filename=args.log, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter())  # a library may log a URL that holds a key
+    if args.config is not None and (warning := exposed_secrets(args.config, settings)) is not None:
+        print(f"perpterm: warning: {warning}", file=sys.stderr)
 
     from app.demo import EmulatorProcess
     from app.record import Recorder
@@ -98,12 +103,18 @@ def main(argv: list[str] | None = None) -> int:
         demo = bool(emulators.venues)
         # A configured wallet wins; a demo venue shows its emulator's demo account otherwise.
         wallets = {**emulators.wallets, **settings.wallets()}
+        api_keys = {**emulators.api_keys, **settings.api_keys()}
         service = None
         if recorder is not None:
-            adapters = [build_adapter(venue, endpoint, wallets.get(venue)) for venue, endpoint in endpoints.items()]
+            adapters = [
+                build_adapter(venue, endpoint, wallets.get(venue), api_keys.get(venue))
+                for venue, endpoint in endpoints.items()
+            ]
             service = SubscriptionService(adapters, recorder=recorder)
         faults = emulators.send if demo else None
-        PerptermApp(settings, endpoints, demo=demo, faults=faults, service=service, wallets=wallets).run()
+        PerptermApp(
+            settings, endpoints, demo=demo, faults=faults, service=service, wallets=wallets, api_keys=api_keys
+        ).run()
     finally:
         emulators.stop()  # also after SIGTERM or SIGHUP, which end the app like `q`
         if recorder is not None:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable
 
 import orjson
+from pydantic import SecretStr
 
 from app.model import Venue
 from app.sim.runner import Fault
@@ -54,6 +55,7 @@ class EmulatorProcess:
         self.scenario = scenario
         self.endpoints: dict[Venue, Endpoint] = {}
         self.wallets: dict[Venue, str] = {}  # the emulators' demo accounts, as they announce them
+        self.api_keys: dict[Venue, SecretStr] = {}  # the emulators' demo keys (fake: they open only them)
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> dict[Venue, Endpoint]:
@@ -99,6 +101,8 @@ class EmulatorProcess:
                 self.endpoints[venue] = Endpoint(info["ws"], info["http"], extra)
                 if isinstance(wallet := info.get("wallet"), str):
                     self.wallets[venue] = wallet
+                if isinstance(api_key := info.get("api_key"), str):
+                    self.api_keys[venue] = SecretStr(api_key)
             except (orjson.JSONDecodeError, KeyError, ValueError):
                 continue
             if len(self.endpoints) == len(self.venues):

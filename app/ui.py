@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from pydantic import SecretStr
 from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -61,7 +62,11 @@ SWITCH_WAIT = 1.5  # seconds the old market stays on screen while the new one ha
 SWITCH_POLL = 0.05
 
 # The market a venue opens on when nothing chose one (Polymarket, Hypercall: the first listed).
-DEFAULT_MARKETS: dict[Venue, str] = {Venue.HYPERLIQUID: "BTC", Venue.ASTER: "BTCUSDT"}
+DEFAULT_MARKETS: dict[Venue, str] = {
+    Venue.HYPERLIQUID: "BTC",
+    Venue.ASTER: "BTCUSDT",
+    Venue.PERPS_STUDIO: "perps:hyperliquid:BTC",
+}
 
 ACCOUNT_STREAMS = (Channel.POSITIONS, Channel.LIQUIDATION, Channel.FILLS, Channel.ORDERS)
 PORTFOLIO_REFRESH = 0.25  # seconds between portfolio recomputations (cheap when nothing moved)
@@ -182,6 +187,8 @@ class PerptermApp(App[None]):
         *(Binding(str(n), f"jump_venue({n - 1})", f"Venue {n}", show=False) for n in range(1, 8)),
         Binding("slash,m", "pick_market", "Find market (every venue)"),
         Binding("o", "options_chain", "Options chain"),
+        Binding("g", "next_section", "Next vertical (perps, spot, RWAs, predictions)"),
+        Binding("x", "switch_provider", "Same market, other provider"),
         Binding("full_stop", "next_interval", "Longer candles"),
         Binding("comma", "previous_interval", "Shorter candles"),
         Binding("r", "retry", "Reconnect now"),
@@ -200,13 +207,16 @@ class PerptermApp(App[None]):
         service: SubscriptionService | None = None,
         replay: bool = False,
         wallets: dict[Venue, str] | None = None,
+        api_keys: dict[Venue, SecretStr] | None = None,
     ) -> None:
         """``faults`` sends a fault to the demo's emulators (the palette's demo commands).
         ``service``: use this one instead of building one on ``endpoints`` (a recording one, a
         replay's); ``replay``: the header says REPLAY. ``wallets``: the account shown per venue
-        (its positions, Greeks, liquidation state, fills and orders)."""
+        (its positions, Greeks, liquidation state, fills and orders); ``api_keys``: per venue that
+        needs one."""
         super().__init__()
         self.wallets = wallets or {}
+        self._api_keys = api_keys or {}
         self.portfolio = Portfolio(prices=self._underlying_prices)
         self._account_handles: list[Subscription] = []
         self._price_streams: list[Stream] = []  # underlyings' prices for the portfolio's $ figures
@@ -262,7 +272,10 @@ class PerptermApp(App[None]):
         register_themes(self)
         self.theme = self.settings.theme
         self.service = self._prepared if self._prepared is not None else SubscriptionService(
-            [build_adapter(venue, endpoint, self.wallets.get(venue)) for venue, endpoint in self.endpoints.items()],
+            [
+                build_adapter(venue, endpoint, self.wallets.get(venue), self._api_keys.get(venue))
+                for venue, endpoint in self.endpoints.items()
+            ],
             liveness=self._liveness,
         )
         self._bind_selection()
@@ -553,6 +566,34 @@ class PerptermApp(App[None]):
     def action_jump_venue(self, index: int) -> None:
         if index < len(self.venues) and self.venues[index] is not self.selection.venue:
             self.select(venue=self.venues[index])
+
+    def action_next_section(self) -> None:
+        """The first market of the venue's next section (perps.studio's verticals)."""
+        markets = self.markets.get(self.selection.venue, [])
+        sections = list(dict.fromkeys(m.section for m in markets if m.section))
+        if len(sections) < 2:
+            self.tell(f"{self.selection.venue} has one section")
+            return
+        current = self._info(self.selection.venue, self.selection.market)
+        index = sections.index(current.section) if current is not None and current.section in sections else -1
+        section = sections[(index + 1) % len(sections)]
+        self.select(market=next(m.market for m in markets if m.section == section))
+
+    def action_switch_provider(self) -> None:
+        """The same market from the next provider of an aggregator (Hyperliquid's BTC -> Aster's)."""
+        current = self._info(self.selection.venue, self.selection.market)
+        if current is None or current.provider is None:
+            self.tell("this market has no other provider")
+            return
+        symbol = current.market.split(":", 2)[-1]
+        peers = [
+            m for m in self.markets.get(current.venue, [])
+            if m.section == current.section and m.market.split(":", 2)[-1] == symbol
+        ]  # fmt: skip
+        if len(peers) < 2:
+            self.tell(f"{current.display} is listed by {current.provider} only")
+            return
+        self.select(market=peers[(peers.index(current) + 1) % len(peers)].market)
 
     def _step_interval(self, step: int) -> None:
         index = INTERVALS.index(self.selection.interval) if self.selection.interval in INTERVALS else 0
