@@ -32,6 +32,7 @@ from typing import Any, Literal, Self, TypeVar, get_args
 from app.sim.aster import AsterEmulator
 from app.sim.hypercall import HypercallEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
+from app.sim.perps_studio import PerpsStudioEmulator
 from app.sim.polymarket import PolymarketEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
 
@@ -39,12 +40,13 @@ __all__ = ["VENUE_EMULATORS", "EmulatorThread", "Fault", "FaultInjector", "main"
 
 T = TypeVar("T")
 
-#: Emulator class per venue id (ids to come: perps-studio, perpex, rails).
+#: Emulator class per venue id (ids to come: perpex, rails).
 VENUE_EMULATORS: dict[str, type[EmulatorServer]] = {
     "hyperliquid": HyperliquidEmulator,
     "aster": AsterEmulator,
     "polymarket": PolymarketEmulator,
     "hypercall": HypercallEmulator,
+    "perps-studio": PerpsStudioEmulator,
 }
 
 

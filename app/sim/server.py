@@ -48,6 +48,8 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
 
 Server-silence idle close: a connection the server has sent nothing to for ``idle_timeout`` seconds
 is closed with 1000 (Hyperliquid reference §2.3, 60 s; the close code is a design decision there).
+A venue measuring idleness otherwise overrides :meth:`~EmulatorServer.idle_since` (e.g. client
+silence: ``conn.last_received``, any frame from the client) and :attr:`~EmulatorServer.idle_close`.
 
 Slow consumers: writes never wait in the tick loop; a client whose unread output exceeds
 ``write_buffer_limit`` bytes is dropped (as real venues do) instead of stalling everyone else.
@@ -110,6 +112,7 @@ class WsConnection:
         self.last_sent = time.monotonic()
         self.opened_at = self.last_sent
         self.last_pong = self.last_sent  # a pong frame from the client (solicited or not)
+        self.last_received = self.last_sent  # any frame from the client (data, ping, pong)
         self.heartbeat: asyncio.Task[None] | None = None  # see EmulatorServer.start_heartbeat
         self.state: dict[str, Any] = {}
 
@@ -177,6 +180,8 @@ class EmulatorServer:
     #: Named market scenarios the constructor's ``scenario`` option accepts (``perpterm sim
     #: --scenario``); emulators without any take no ``scenario`` argument.
     scenarios: ClassVar[tuple[str, ...]] = ()
+    #: Close code and reason for a connection idle for ``idle_timeout`` seconds (see :meth:`idle_since`).
+    idle_close: ClassVar[tuple[int, str]] = (CLOSE_NORMAL, "idle timeout")
 
     def __init__(
         self,
@@ -372,13 +377,19 @@ class EmulatorServer:
         for conn in list(self.connections):
             if conn.closed:
                 continue
-            if conn.last_sent < deadline:
+            idle_since = self.idle_since(conn)
+            if idle_since is not None and idle_since < deadline:
                 self.stats.idle_closes += 1
-                self.spawn(conn.close(CLOSE_NORMAL, "idle timeout"))
+                self.spawn(conn.close(*self.idle_close))
             elif age_limit is not None and now - conn.opened_at > age_limit and not conn.state.get("expiring"):
                 conn.state["expiring"] = True
                 self.stats.lifetime_closes += 1
                 self.spawn(conn.close(CLOSE_GOING_AWAY, "connection lifetime reached"))
+
+    def idle_since(self, conn: WsConnection) -> float | None:
+        """Monotonic time since which ``conn`` counts as idle (``None``: it cannot be idle now). The
+        default is server silence, ``conn.last_sent``."""
+        return conn.last_sent
 
     def start_heartbeat(self, conn: WsConnection, ping_interval: float, pong_timeout: float, reason: str = "pong timeout") -> None:
         """Ping ``conn`` every ``ping_interval`` seconds; close it with 1008 ``reason`` when no pong
@@ -458,6 +469,7 @@ class EmulatorServer:
         return ws
 
     async def _dispatch(self, conn: WsConnection, message: WSMessage) -> None:
+        conn.last_received = time.monotonic()
         if not await self.on_ws_frame(conn, message.type):
             return
         if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -513,7 +525,7 @@ class EmulatorServer:
             return
         now = time.monotonic()
         for conn in self.connections:
-            conn.last_sent = now  # the idle clock did not run while frozen
+            conn.last_sent = conn.last_received = now  # the idle clock did not run while frozen
         self._resumed.set()
 
     def refuse(self, on: bool = True) -> None:
