@@ -34,7 +34,16 @@ from textual.widgets import Static
 from app.account import AccountData, ChainData, LiquidationData
 from app.commands import DemoFaults, MarketPicker, PlainCommand
 from app.config import INTERVALS, Settings
-from app.model import Channel, ConnectionHealth, LiquidationState, MarketInfo, StreamState, Venue
+from app.model import (
+    Channel,
+    ConnectionHealth,
+    LiquidationState,
+    MarketInfo,
+    StreamKey,
+    StreamState,
+    Venue,
+    freeze_params,
+)
 from app.portfolio import AccountSource, Portfolio, Transition, underlying_of
 from app.rest import RestError
 from app.service import Subscription, SubscriptionService
@@ -319,6 +328,12 @@ class PerptermApp(App[None]):
             # An option's chart is its underlying's: the venue has no candles of the option.
             market = adapter.chart_market(sel.market) if channel is Channel.CANDLES else sel.market
             try:
+                adapter.check(StreamKey(sel.venue, channel, market, freeze_params(params)))
+            except ValueError as exc:
+                if channel is Channel.BOOK:  # the market itself is wrong; a panel it lacks is not news
+                    self.tell(str(exc), "error")
+                continue
+            try:
                 self._incoming[channel] = self.service.subscribe(sel.venue, channel, market, params)
             except (KeyError, ValueError) as exc:
                 self.tell(str(exc), "error")
@@ -362,9 +377,8 @@ class PerptermApp(App[None]):
         absent = f"{venue} has no {channel.value}" if handle is None and self.selection.market else "no market"
         view = self.query_one(widget)
         view.bind(None if handle is None else handle.stream, title=title, absent=absent)
-        if channel is Channel.CANDLES:  # a venue without candles gives the tape the whole column
-            adapter = self.service.adapters.get(self.selection.venue) if self.service is not None else None
-            view.display = adapter is None or Channel.CANDLES in adapter.channels
+        if channel is Channel.CANDLES:  # a market without candles gives the tape the whole column
+            view.display = handle is not None or Channel.CANDLES in self._incoming
 
     # --- accounts -----------------------------------------------------------------------------
 
@@ -670,7 +684,7 @@ class PerptermApp(App[None]):
         header.append(f"  {self.selection.venue}  ", style="dim")
         header.append(inert(self._display_name()), style="bold")
         adapter = self.service.adapters.get(self.selection.venue) if self.service is not None else None
-        if adapter is not None and Channel.CANDLES in adapter.channels:
+        if Channel.CANDLES in self._handles or Channel.CANDLES in self._incoming:
             header.append(f"  {self.selection.interval}", style="dim")
         self._append_outcomes(header)
         self._append_option(header)

@@ -229,6 +229,18 @@ KEYS = {
         StreamKey(ASTER, Channel.ALL_MIDS, "", freeze_params({"kind": "spot"})),
     ],  # fmt: skip
     Venue.POLYMARKET: [StreamKey(Venue.POLYMARKET, Channel.BOOK, "7123"), StreamKey(Venue.POLYMARKET, Channel.TRADES, "7123")],
+    Venue.PERPS_STUDIO: [
+        StreamKey(Venue.PERPS_STUDIO, Channel.BOOK, "perps:hyperliquid:BTC"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.BOOK, "perps:aster:ETH"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.BOOK, "spot:aster:BTC/USDT"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.BOOK, "rwas:hyperliquid:xyz:TSLA"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.BOOK, "predictions:polymarket:7123"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.TRADES, "perps:aster:SOL"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.TICKER, "rwas:hyperliquid:flx:GOLD"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.CANDLES, "perps:hyperliquid:ETH", freeze_params({"interval": "15m"})),
+        StreamKey(Venue.PERPS_STUDIO, Channel.ALL_MIDS, "perps:aster"),
+        StreamKey(Venue.PERPS_STUDIO, Channel.ALL_MIDS, "predictions:polymarket:0xabc"),
+    ],
     Venue.HYPERCALL: [
         StreamKey(Venue.HYPERCALL, Channel.BOOK, "BTC-20260131-100000-C"),
         StreamKey(Venue.HYPERCALL, Channel.TRADES, "ETH-20260131-3500-P"),

@@ -7,7 +7,7 @@ from pydantic import SecretStr
 from app import secrets
 from app.model import Venue
 from app.rest import RateLimiter, RestClient
-from app.venues import aster, hypercall, hyperliquid, polymarket
+from app.venues import aster, hypercall, hyperliquid, perps_studio, polymarket
 from app.venues.base import Endpoint, VenueAdapter
 
 ADAPTERS: dict[Venue, type[VenueAdapter]] = {
@@ -15,6 +15,7 @@ ADAPTERS: dict[Venue, type[VenueAdapter]] = {
     Venue.ASTER: aster.AsterAdapter,
     Venue.POLYMARKET: polymarket.PolymarketAdapter,
     Venue.HYPERCALL: hypercall.HypercallAdapter,
+    Venue.PERPS_STUDIO: perps_studio.PerpsStudioAdapter,
 }
 
 # Named public endpoints per venue ("mainnet", "testnet", ...), for config and --endpoint.
@@ -23,6 +24,7 @@ NETWORKS: dict[Venue, dict[str, Endpoint]] = {
     Venue.ASTER: aster.NETWORKS,
     Venue.POLYMARKET: polymarket.NETWORKS,
     Venue.HYPERCALL: hypercall.NETWORKS,
+    Venue.PERPS_STUDIO: perps_studio.NETWORKS,
 }
 
 
