@@ -255,6 +255,7 @@ class PerptermApp(App[None]):
             yield OrderBookView(id="book")
             with Vertical(id="right"):
                 yield CandleChart(id="chart")
+                yield OrderBookView(id="outcome")  # a prediction's other outcome, beside the first
                 yield TradeTapeView(id="tape")
         with Horizontal(id="account"):
             yield PortfolioGreeksView(self.portfolio, id="greeks")
@@ -372,13 +373,16 @@ class PerptermApp(App[None]):
         venue = handle.key.venue if handle is not None else self.selection.venue
         market = handle.key.market if handle is not None else self.selection.market
         title = f"{self._display_name(venue, market)} · {venue}"
+        info = self._info(venue, market)
         if channel is Channel.CANDLES and handle is not None and market != self.selection.market:
             title = f"{market} · underlying of {self._display_name()} · {venue}"  # an option's chart
         absent = f"{venue} has no {channel.value}" if handle is None and self.selection.market else "no market"
-        view = self.query_one(widget)
+        view = self.query_one(f"#{_PANEL_IDS[channel]}", widget)
+        if isinstance(view, OrderBookView):
+            view.probability = info is not None and info.kind == "prediction"
         view.bind(None if handle is None else handle.stream, title=title, absent=absent)
-        if channel is Channel.CANDLES:  # a market without candles gives the tape the whole column
-            view.display = handle is not None or Channel.CANDLES in self._incoming
+        if channel in (Channel.CANDLES, Channel.TRADES):  # a panel the market lacks gives up its room
+            view.display = handle is not None or channel in self._incoming
 
     # --- accounts -----------------------------------------------------------------------------
 
@@ -490,6 +494,12 @@ class PerptermApp(App[None]):
                 if other.event == info.event and other.market != info.market:
                     handle = self.service.subscribe(other.venue, Channel.BOOK, other.market)
                     self._outcomes.append((other, handle))
+        outcome_view = self.query_one("#outcome", OrderBookView)
+        outcome_view.display = bool(self._outcomes)
+        if self._outcomes:  # the other outcome's book, read as chances like the first
+            other, handle = self._outcomes[0]
+            outcome_view.probability = True
+            outcome_view.bind(handle.stream, title=f"{other.display} · {other.venue}")
         for _, handle in old:
             handle.close()
 
@@ -736,6 +746,9 @@ class PerptermApp(App[None]):
             price = "—" if mid is None else f"{mid * 100:.1f}%"
             header.append(f"   {inert(outcome.outcome or outcome.market)} ", style="bold" if outcome is info else "")
             header.append(price, style="" if live else "dim")
+
+
+_PANEL_IDS = {Channel.BOOK: "book", Channel.TRADES: "tape", Channel.CANDLES: "chart"}
 
 
 def _all_live(streams: list[Stream]) -> bool:

@@ -68,12 +68,14 @@ async def test_venue_keys_switch_without_blanking(emulators):
         assert app.selection.venue is Venue.POLYMARKET
         await eventually(lambda: "Yes" in header(app) and "No" in header(app) and "%" in header(app), what="outcomes")
         await pilot.pause()
-        assert not app.query_one("#chart").display  # no candles: the tape takes the column
-        assert app.query_one("#tape").size.height > 30
+        assert not app.query_one("#chart").display  # no candles: the other outcome's book, and the tape
+        assert app.query_one("#outcome").display and app.query_one("#tape").size.height > 10
+        outcome = app.query_one("#outcome", OrderBookView)
+        await eventually(lambda: "Chance" in outcome.render_line(1).text, what="the other outcome's book in percent")
         await pilot.press("V")
         assert app.selection.venue is Venue.ASTER and app.selection.market == "BTCUSDT"  # remembered
         await pilot.pause()
-        assert app.query_one("#chart").display
+        assert app.query_one("#chart").display and not app.query_one("#outcome").display
 
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)

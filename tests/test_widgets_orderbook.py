@@ -214,3 +214,18 @@ async def test_too_short_for_levels_still_shows_an_exact_spread() -> None:
     async with OneWidgetApp(view).run_test(size=(40, 4)) as pilot:
         await pilot.pause()
         assert "spread 0.5" in "\n".join(lines(view))
+
+
+async def test_an_outcome_book_reads_as_chances() -> None:
+    """A prediction market's outcome: prices 0-1 in percent, the spread in points."""
+    snapshot = BookSnapshot("7123", bids=[("0.24", "100"), ("0.215", "50")], asks=[("0.26", "70"), ("0.3", "5")])
+    view = OrderBookView(stream_with(hyperliquid_key(Channel.BOOK, "7123"), snapshot))
+    view.probability = True
+    async with OneWidgetApp(view).run_test(size=(42, 10)) as pilot:
+        await pilot.pause()
+        shown = lines(view)
+    assert shown[1].split() == ["Chance", "Size", "Total"]
+    rows = {line.split()[0] for line in shown[2:] if line.strip() and "spread" not in line}
+    assert {"24.0%", "21.5%", "26.0%", "30.0%"} <= rows
+    spread = next(line for line in shown if "spread" in line)
+    assert "spread 2.0 pts" in spread and "mid 25.00%" in spread and "bps" not in spread

@@ -25,7 +25,12 @@ _HUNDREDTH = Decimal("0.01")
 
 
 class OrderBookView(StreamView):
-    """A live depth ladder of one market's book (Line API, rebuilt only on a new generation)."""
+    """A live depth ladder of one market's book (Line API, rebuilt only on a new generation).
+
+    ``probability``: the book of a prediction market's outcome, whose prices (0 to 1) are read as
+    chances: shown in percent, the spread in points."""
+
+    probability = False
 
     DEFAULT_CSS = """
     OrderBookView {
@@ -57,16 +62,24 @@ class OrderBookView(StreamView):
         price_decimals = common_decimals([*best, *(level.price for level in (*bids, *asks))])
         size_decimals = common_decimals(level.size for level in (*bids, *asks))
 
+        shown_decimals = max(0, price_decimals - 2) if self.probability else price_decimals
+
+        def price(value: Decimal) -> str:
+            if self.probability:
+                return format_decimal(value * 100, shown_decimals) + "%"
+            return format_decimal(value, price_decimals)
+
         def cells(level: DepthLevel) -> list[str]:
             return [
-                format_decimal(level.price, price_decimals),
+                price(level.price),
                 format_decimal(level.size, size_decimals),
                 format_decimal(level.total, size_decimals),
             ]
 
         ask_rows = [cells(level) for level in asks]
         bid_rows = [cells(level) for level in bids]
-        widths = column_widths([["Price", "Size", "Total"], *ask_rows, *bid_rows], width)
+        titles = ("Chance" if self.probability else "Price", "Size", "Total")
+        widths = column_widths([list(titles), *ask_rows, *bid_rows], width)
         deepest = max((side[-1].total for side in (bids, asks) if side), default=Decimal(0))
         base = self.rich_style
         plain = self.plain_style(dimmed)
@@ -84,9 +97,7 @@ class OrderBookView(StreamView):
                 strips.append(row_strip(pieces, width, base, bar=bar, bar_style=bar_style))
             return strips
 
-        header = "".join(
-            title.rjust(cells) for title, cells in zip(("Price", "Size", "Total"), widths)
-        )
+        header = "".join(title.rjust(cells) for title, cells in zip(titles, widths))
         blank = Strip.blank(width, base)
         lines = [row_strip([(header, self.component_style("stream--column-header"))], width, base)]
         lines += [blank] * (depth - len(asks))
@@ -106,6 +117,10 @@ class OrderBookView(StreamView):
         """Spread (absolute and in bps) and mid, centred; the longest variant that fits."""
         if bid is None or ask is None:
             variants: Sequence[str] = ("no bids" if bid is None else "no asks",)
+        elif self.probability:  # points of chance; basis points of a probability mean nothing
+            points = format_decimal((ask - bid) * 100, max(0, price_decimals - 2))
+            mid_pct = format_decimal((bid + ask) * 50, max(0, price_decimals - 1))
+            variants = (f"spread {points} pts  mid {mid_pct}%", f"{points} pts  {mid_pct}%", points)
         else:
             spread = format_decimal(ask - bid, price_decimals)
             mid_value = (bid + ask) / 2
