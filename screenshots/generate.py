@@ -16,6 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from pydantic import SecretStr  # noqa: E402
+
 from app.config import load_settings  # noqa: E402
 from app.model import Channel, StreamState, Venue  # noqa: E402
 from app.sim.runner import start_emulators  # noqa: E402
@@ -26,6 +28,7 @@ SHOTS = {
     Venue.HYPERLIQUID: "demo.svg",
     Venue.ASTER: "demo-aster.svg",
     Venue.POLYMARKET: "demo-polymarket.svg",
+    Venue.PERPS_STUDIO: "demo-perps-studio.svg",
     Venue.HYPERCALL: "demo-hypercall.svg",
 }
 
@@ -36,14 +39,21 @@ async def main() -> None:
         endpoints = {
             Venue(s.venue): Endpoint(s.ws_url, s.http_url, tuple(s.extra_urls().items())) for s in servers
         }
-        wallets = {Venue(s.venue): s.demo_credentials()["wallet"] for s in servers if s.demo_credentials()}
-        app = PerptermApp(load_settings(seed=7), endpoints, demo=True, wallets=wallets)
+        credentials = {Venue(s.venue): s.demo_credentials() for s in servers}
+        wallets = {venue: c["wallet"] for venue, c in credentials.items() if "wallet" in c}
+        api_keys = {venue: SecretStr(c["api_key"]) for venue, c in credentials.items() if "api_key" in c}
+        app = PerptermApp(load_settings(seed=7), endpoints, demo=True, wallets=wallets, api_keys=api_keys)
         async with app.run_test(size=(140, 45)) as pilot:
             for venue, filename in SHOTS.items():
                 if app.selection.venue is not venue:
                     await pilot.press(str(app.venues.index(venue) + 1))
                 await live(app, venue)
                 save(app, filename)
+                if venue is Venue.PERPS_STUDIO:  # its predictions vertical too
+                    for _ in range(3):
+                        await pilot.press("g")
+                    await live(app, venue)
+                    save(app, "demo-perps-studio-predictions.svg")
             await pilot.press("o")  # the chain of the option Hypercall shows
             await pilot.pause(2.0)
             save(app, "demo-options-chain.svg")
@@ -69,7 +79,8 @@ async def live(app: PerptermApp, venue: Venue) -> None:
         and app.selection.venue is venue
         and not app._incoming
         and all(h.stream.state is StreamState.LIVE for h in app._handles.values())
-        and (venue is Venue.HYPERCALL or len(app._handles[Channel.TRADES].stream.data.trades) > 5)
+        and (venue is Venue.HYPERCALL or app.selection.market.startswith("predictions:")
+             or len(app._handles[Channel.TRADES].stream.data.trades) > 5)
     ):
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.5)  # let every widget's timer paint
