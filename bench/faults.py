@@ -7,9 +7,10 @@ measured, with the resyncs and gaps the client counted. The emulators run live (
 times include the venues' push cadences (Hyperliquid books every 0.5 s, Aster diffs every 100 ms,
 Polymarket books refreshed at least every 5 s, Hypercall books pushed only when they change, at most
 every 0.5 s: the bench follows an ETH option of the nearest expiry near the money, one of the
-busiest books, whose book changes in about two of three seconds).
+busiest books, whose book changes in about two of three seconds; perps.studio whole books of
+``perps:hyperliquid:BTC`` on change, at most every 0.5 s, with the emulator's demo API key).
 
-    python bench/faults.py [--rounds 3] [--venues hyperliquid,aster,polymarket,hypercall]
+    python bench/faults.py [--rounds 3] [--venues hyperliquid,aster,polymarket,hypercall,perps-studio]
 
 A book fault counts as recovered only once the venue has used it (its next book update), timed
 from when it was armed. The machine is shared and noisy: read the times as orders of magnitude,
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pydantic import SecretStr  # noqa: E402
 
 from app.model import Channel, Venue  # noqa: E402
 from app.service import SubscriptionService  # noqa: E402
@@ -58,6 +61,14 @@ def book_of(server: EmulatorServer, market: str) -> Callable[[], Any]:
                 [(listing.px(t), listing.qty(q)) for t, q in sorted(listing.bids.items(), reverse=True)],
                 [(listing.px(t), listing.qty(q)) for t, q in sorted(listing.asks.items())],
             )
+    elif venue == "perps-studio":
+        def read() -> Any:
+            listing = server.listings[market]  # type: ignore[attr-defined]
+            bids, asks = server.engine.levels(listing.key)
+            return (
+                [(listing.px(level[0]), listing.sz(level[1])) for level in bids[:20]],
+                [(listing.px(level[0]), listing.sz(level[1])) for level in asks[:20]],
+            )
     elif venue == "hypercall":
         def read() -> Any:
             inst = server.instruments[market]  # type: ignore[attr-defined]
@@ -77,7 +88,7 @@ def market_of(server: EmulatorServer) -> str:
         nearest = server.underlyings["ETH"].expiries[0]  # type: ignore[attr-defined]
         listed = server.instruments.values()  # type: ignore[attr-defined]
         return min((i for i in listed if i.und.name == "ETH" and i.expiry_ms == nearest and i.is_call), key=lambda i: abs(i.strike - spot)).name
-    return {"hyperliquid": "BTC", "aster": "BTCUSDT"}.get(server.venue) or server.token_ids[0]  # type: ignore[attr-defined]
+    return {"hyperliquid": "BTC", "aster": "BTCUSDT", "perps-studio": "perps:hyperliquid:BTC"}.get(server.venue) or server.token_ids[0]  # type: ignore[attr-defined]
 
 
 async def inject(server: EmulatorServer, market: str, fault: str) -> None:
@@ -105,9 +116,9 @@ async def one_round(server: EmulatorServer, fault: str) -> tuple[float | None, i
     venue = Venue(server.venue)
     market = market_of(server)
     endpoint = Endpoint(server.ws_url, server.http_url, tuple(server.extra_urls().items()))
-    service = SubscriptionService(
-        [build_adapter(venue, endpoint)], liveness={venue: LIVENESS}, backoff=lambda: Backoff(0.2, 2.0)
-    )
+    key = server.demo_credentials().get("api_key")  # perps.studio's demo key
+    adapter = build_adapter(venue, endpoint, None, None if key is None else SecretStr(key))
+    service = SubscriptionService([adapter], liveness={venue: LIVENESS}, backoff=lambda: Backoff(0.2, 2.0))
     want = book_of(server, market)
     try:
         handle = service.subscribe(venue, Channel.BOOK, market)
@@ -170,7 +181,7 @@ async def main(venues: list[str], rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--venues", default="hyperliquid,aster,polymarket,hypercall")
+    parser.add_argument("--venues", default="hyperliquid,aster,polymarket,hypercall,perps-studio")
     args = parser.parse_args()
     logging.getLogger("perpterm").setLevel(logging.ERROR)  # the resyncs are counted in the table
     asyncio.run(main(args.venues.split(","), args.rounds))

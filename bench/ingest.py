@@ -13,7 +13,7 @@ flood, interleaved (the order alternates between rounds), so machine noise hits 
   subscription service's ingest, the book sync (``BookData``) and the exact order book (Decimal
   keys) — everything except render.
 
-Feeds (``--venues``, default all five):
+Feeds (``--venues``, default all six):
 
 - ``hyperliquid``: ``l2Book`` snapshots of BTC, 20 + 20 levels, ~1.6 KB each (each replaces the book);
 - ``aster``: BTCUSDT ``@depth@100ms`` diff depth into a ~1000-level-a-side book. Before any client
@@ -29,11 +29,14 @@ Feeds (``--venues``, default all five):
 - ``hypercall-greeks``: the demo wallet's ``PortfolioUpdate`` Greeks variant (per-leg Greeks of its
   four legs and the aggregate, ~800 B) on the authenticated ``portfolio`` channel; the venue has no
   flood of these, so the child builds 16 variants (the legs valued a second apart) with the
-  emulator's own formatting and cycles them. perpterm follows the account's positions stream.
+  emulator's own formatting and cycles them. perpterm follows the account's positions stream;
+- ``perps-studio``: perps.studio ``orderbook`` frames of ``perps:hyperliquid:BTC`` on the perps
+  vertical's socket (the demo API key in the URL), 20 + 20 ``{price,size}`` levels, ~1.6 KB each
+  (each replaces the book; the venue's own ``flood``, sizes varied, the last frame the true book).
 
 After each perpterm flood (outside the timed window) the bench checks that the stream is still LIVE
-and was never resynced and, for Aster, Polymarket and Hypercall, that perpterm's book equals the
-emulator's REST book level for level.
+and was never resynced and, for Aster, Polymarket, Hypercall and perps.studio, that perpterm's book
+equals the emulator's REST book level for level.
 
 Prints one table: messages/s (wall) and CPU µs/message for each consumer, and perpterm / raw as a
 ratio of messages/s (the issue's measure) and of CPU per message. The notes under the table give how
@@ -41,7 +44,7 @@ busy each consumer was: a raw loop well under ~95 % busy was waiting for frames 
 the emulator's process loses its core), so its msgs/s and the msgs/s ratio are then flattering and
 the CPU ratio is the one to read.
 
-Usage: ``python bench/ingest.py [--venues hyperliquid,aster,polymarket,hypercall,hypercall-greeks] [--messages N |
+Usage: ``python bench/ingest.py [--venues hyperliquid,aster,polymarket,hypercall,hypercall-greeks,perps-studio] [--messages N |
 --messages aster=10000,hyperliquid=20000] [--rounds 5]``; ``--profile VENUE [--top 25]`` instead
 runs one perpterm flood of that venue under cProfile and prints where the time goes (cProfile
 inflates call-heavy code, so read it for shares, not absolute µs).
@@ -69,6 +72,8 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pydantic import SecretStr  # noqa: E402
+
 from app.model import BookDelta, BookSnapshot, Channel, Greeks, StreamState, Venue  # noqa: E402
 from app.rest import RestClient  # noqa: E402
 from app.service import SubscriptionService  # noqa: E402
@@ -94,6 +99,10 @@ async def main(venue):
         second = emulator.underlyings["BTC"].expiries[1]
         market = min((inst for inst in emulator.instruments.values() if inst.und.name == "BTC" and inst.expiry_ms == second and inst.is_call),
                      key=lambda inst: abs(inst.strike - spot)).name
+    elif venue == "perps-studio":
+        from app.sim.perps_studio import PerpsStudioEmulator
+        emulator = PerpsStudioEmulator(seed=3, autostep=False, idle_timeout=600, rest_rate_limit=10**6)
+        market = "perps:hyperliquid:BTC"
     else:
         from app.sim.polymarket import PolymarketEmulator
         emulator = PolymarketEmulator(seed=3, autostep=False, idle_timeout=600)
@@ -172,6 +181,16 @@ class FloodServer:
         self.endpoint = Endpoint(self.info["ws"], self.info["http"], extra)
         self.market: str = self.info["market"]
         self.wallet: str | None = self.info.get("wallet")
+        self.api_key: str | None = self.info.get("api_key")  # the emulator's demo key, where it wants one
+
+    @property
+    def raw_url(self) -> str:
+        """The socket URL a raw client dials (with the API key, where the venue wants one)."""
+        url = self.endpoint.ws_url
+        return f"{url}?apiKey={self.api_key}" if self.api_key else url
+
+    def secret(self) -> SecretStr | None:
+        return None if self.api_key is None else SecretStr(self.api_key)
 
     def _command(self, line: str) -> None:
         self.process.stdin.write(line + "\n")
@@ -229,6 +248,14 @@ async def raw_hypercall(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
     return lambda message: message.get("type") == "OrderbookUpdate"
 
 
+async def raw_perps_studio(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
+    _, provider, symbol = server.market.split(":", 2)
+    await ws.send(orjson.dumps({"event": "subscribe", "data": {"provider": provider, "channel": "orderbook", "params": {"symbol": symbol}}}).decode())
+    await ws.recv()  # the ack
+    await ws.recv()  # the book sent on subscribe
+    return lambda message: message.get("channel") == "orderbook"
+
+
 async def raw_hypercall_greeks(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
     await ws.send(orjson.dumps({"type": "Authenticate", "wallet": server.wallet}).decode())
     await ws.recv()  # Authenticated
@@ -282,6 +309,13 @@ FEEDS: dict[str, Feed] = {
         events=(Greeks,),
         path="decode, route, ingest, positions state",
     ),
+    "perps-studio": Feed(
+        Venue.PERPS_STUDIO,
+        "perps.studio orderbook, 20+20 snapshot",
+        20_000,
+        raw_perps_studio,
+        lambda server: ("/v1/perps/hyperliquid/markets/BTC/orderbook", {"depth": 20}),
+    ),
 }
 
 
@@ -294,7 +328,7 @@ class Results:
 
 
 async def run_raw(feed: Feed, server: FloodServer, count: int, results: Results | None) -> None:
-    async with websockets.connect(server.endpoint.ws_url, max_size=1 << 24, ping_interval=None) as ws:
+    async with websockets.connect(server.raw_url, max_size=1 << 24, ping_interval=None) as ws:
         counted = await feed.raw_subscribe(ws, server)
         await server.prepare(count)
         await asyncio.sleep(0.05)
@@ -314,7 +348,7 @@ async def run_raw(feed: Feed, server: FloodServer, count: int, results: Results 
 async def run_perpterm(
     feed: Feed, server: FloodServer, count: int, results: Results | None, profiler: cProfile.Profile | None = None
 ) -> None:
-    service = SubscriptionService([build_adapter(feed.venue, server.endpoint, server.wallet)])
+    service = SubscriptionService([build_adapter(feed.venue, server.endpoint, server.wallet, server.secret())])
     done = asyncio.Event()
     received = 0
 
@@ -367,7 +401,7 @@ async def check_book(feed: Feed, server: FloodServer, data: BookData) -> None:
     """perpterm's book must equal the emulator's after the flood (exact, level for level)."""
     assert feed.rest_book is not None
     path, params = feed.rest_book(server)
-    rest = RestClient(server.endpoint.http_url)
+    rest = RestClient(server.endpoint.http_url, headers={"X-API-Key": server.api_key} if server.api_key else None)
     try:
         raw = await rest.get_json(path, params)
     finally:

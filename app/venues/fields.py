@@ -11,7 +11,9 @@ string and integer tests (no ``Decimal`` is built here), cheap enough for the ho
   we speak sends them for these fields, and a float would already have lost exactness.
 * Prices are > 0, sizes >= 0.
 * Times are integer Unix milliseconds between 2009 and 2100 (not ``bool``, not float).
-* Names (markets, coins, intervals) are non-empty strings of at most :data:`MAX_NAME_CHARS`, and
+* Names (markets, coins, intervals) are non-empty strings of at most :data:`MAX_NAME_CHARS` (a
+  market name an aggregator composes from its section, its provider and the upstream's name: at
+  most :data:`MAX_MARKET_CHARS`), and
   text for people (a market's question) of at most :data:`MAX_TEXT_CHARS`; their characters are
   not judged here: hostile text is shown inert by the widgets, not rejected.
 """
@@ -26,6 +28,7 @@ from app.venues.base import DecodeError
 
 MAX_DECIMAL_CHARS = 40
 MAX_NAME_CHARS = 100
+MAX_MARKET_CHARS = 128  # "predictions:polymarket:" and a 78-digit token id is 101
 MAX_TEXT_CHARS = 500
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01
 MAX_TIME_MS = 4_102_444_799_999  # the last millisecond of 2099

@@ -297,6 +297,15 @@ def _params(key: StreamKey, vertical: str, ident: str) -> dict[str, str]:
     return params
 
 
+def _market(vertical: str, provider: str, ident: str) -> str:
+    """The market name ``<vertical>:<provider>:<ident>`` of a payload's names, refused when longer
+    than a market name may be (each part is a name; together they could be twice as long)."""
+    market = f"{vertical}:{provider}:{ident}"
+    if len(market) > fields.MAX_MARKET_CHARS:
+        raise DecodeError(f"market name longer than {fields.MAX_MARKET_CHARS} characters: {fields.shown(market)}")
+    return market
+
+
 def _segment(text: str) -> str:
     return quote(text, safe="")
 
@@ -339,7 +348,7 @@ def _candle(market: str, interval: str, data: dict[str, Any]) -> Candle:
         market=market,
         interval=interval,
         open_time_ms=opened,
-        close_time_ms=opened + INTERVAL_MS.get(interval, 60_000) - 1,
+        close_time_ms=fields.time_ms(opened + INTERVAL_MS.get(interval, 60_000) - 1, "candle close time"),  # a bar may open in 2099
         open=fields.price(data["open"], "candle.open"),
         high=fields.price(data["high"], "candle.high"),
         low=fields.price(data["low"], "candle.low"),
@@ -351,19 +360,19 @@ def _candle(market: str, interval: str, data: dict[str, Any]) -> Candle:
 def _prices(vertical: str, provider: str, data: dict[str, Any], *, partial: bool = True) -> AllMids:
     prices = fields.obj(data["prices"], "prices")
     return AllMids(
-        {f"{vertical}:{provider}:{fields.name(s, 'prices symbol')}": fields.price(p, "price") for s, p in prices.items()},
+        {_market(vertical, provider, fields.name(s, "prices symbol")): fields.price(p, "price") for s, p in prices.items()},
         partial=partial,
     )
 
 
 def _decode_book(vertical: str, provider: str, data: dict[str, Any]) -> list[Decoded]:
     ident = _ident(vertical, data)
-    return [Data(("orderbook", provider, ident), _book(f"{vertical}:{provider}:{ident}", data))]
+    return [Data(("orderbook", provider, ident), _book(_market(vertical, provider, ident), data))]
 
 
 def _decode_trades(vertical: str, provider: str, data: dict[str, Any]) -> list[Decoded]:
     ident = _ident(vertical, data)
-    market = f"{vertical}:{provider}:{ident}"
+    market = _market(vertical, provider, ident)
     trades = []
     for raw in fields.array(data["trades"], "trades"):
         trade = fields.obj(raw, "trade")
@@ -391,7 +400,7 @@ def _decode_ticker(vertical: str, provider: str, data: dict[str, Any]) -> list[D
     optional = fields.optional_decimal
     time_ms = data.get("timestamp")
     ticker = Ticker(
-        market=f"{vertical}:{provider}:{ident}",
+        market=_market(vertical, provider, ident),
         mark=optional(data.get("markPrice"), "markPrice"),
         mid=optional(data.get("midPrice"), "midPrice"),
         index=optional(data.get("indexPrice"), "indexPrice"),
@@ -408,7 +417,7 @@ def _decode_ticker(vertical: str, provider: str, data: dict[str, Any]) -> list[D
 def _decode_candle(vertical: str, provider: str, data: dict[str, Any]) -> list[Decoded]:
     ident = _ident(vertical, data)
     interval = fields.name(data["interval"], "candle.interval")
-    candle = _candle(f"{vertical}:{provider}:{ident}", interval, data)
+    candle = _candle(_market(vertical, provider, ident), interval, data)
     return [Data(("candle", provider, ident, interval), candle)]
 
 
@@ -422,7 +431,7 @@ def _decode_prices(vertical: str, provider: str, data: dict[str, Any]) -> list[D
         token = fields.name(outcome["tokenId"], "outcome.tokenId")
         price = outcome.get("lastPrice") or outcome.get("bestBid")
         if price is not None:
-            mids[f"{vertical}:{provider}:{token}"] = fields.decimal_text(price, "outcome price")
+            mids[_market(vertical, provider, token)] = fields.decimal_text(price, "outcome price")
     return [Data(("prices", provider, market_id), AllMids(mids, partial=True))]
 
 
@@ -463,7 +472,7 @@ def _listings(vertical: str, provider: str, row: dict[str, Any]) -> list[MarketI
         return [
             MarketInfo(
                 venue=Venue.PERPS_STUDIO,
-                market=f"predictions:{provider}:{fields.name(outcome['tokenId'], 'tokenId')}",
+                market=_market(vertical, provider, fields.name(outcome["tokenId"], "tokenId")),
                 display=question,
                 kind="prediction",
                 event=market_id,
@@ -479,13 +488,13 @@ def _listings(vertical: str, provider: str, row: dict[str, Any]) -> list[MarketI
         name = row.get("name")
         label = f"{dex}:{symbol}" + (f" {fields.text(name, 'name', limit=100)}" if name else "")
         return [
-            MarketInfo(Venue.PERPS_STUDIO, f"rwas:{provider}:{dex}:{symbol}", label, "rwa", section=vertical, provider=provider)
+            MarketInfo(Venue.PERPS_STUDIO, _market(vertical, provider, f"{dex}:{symbol}"), label, "rwa", section=vertical, provider=provider)
         ]
     price_decimals, size_decimals = row.get("priceDecimals"), row.get("sizeDecimals")
     return [
         MarketInfo(
             venue=Venue.PERPS_STUDIO,
-            market=f"{vertical}:{provider}:{symbol}",
+            market=_market(vertical, provider, symbol),
             display=f"{symbol}-PERP {provider}" if vertical == "perps" else f"{symbol} {provider}",
             kind="perp" if vertical == "perps" else "spot",
             price_decimals=None if price_decimals is None else fields.integer(price_decimals, "priceDecimals", high=20),

@@ -9,11 +9,14 @@ outside, so a bug in the shared readers is caught here rather than copied. A vio
 * Ticker decimals (``last`` included) may be ``None``; the funding rate may carry a sign.
 * Times (``time_ms``, ``open_time_ms``, ``close_time_ms``) are ``int`` (not ``bool``) Unix
   milliseconds in [2009-01-01, 2100-01-01).
-* Market and interval names are non-empty ``str`` of at most 100 characters.
+* Interval and other names are non-empty ``str`` of at most 100 characters; market names of at
+  most 128 (an aggregator names an upstream's market behind its section and provider:
+  ``predictions:polymarket:`` and a 78-digit token id is 101).
 * A ``Data`` item has a hashable route; a ``Trades`` batch's trades all share its market.
 * ``AllMids.partial`` is a bool. ``BookInvalidated.reason`` is a non-empty str of at most 300
   characters (it is shown as the stream's state).
-* A listing's ``event`` and ``outcome``, where given, are names like its market.
+* A listing's ``event`` and ``outcome``, and an aggregator's ``section`` and ``provider``, where
+  given, are names like its market.
 * An ``Ack`` names what it acknowledges: its ``subscription`` (a dict), or, from a venue that acks
   by request id, its ``request_id`` (an int in [0, 2**64), not ``bool``) with no subscription.
   ``VenueError.message`` is a str; its ``request_id`` is ``None`` or such an int. ``partial`` (both)
@@ -80,6 +83,7 @@ from app.venues.base import Ack, Authenticated, Data, Ignored, Pong, VenueError
 
 MAX_DECIMAL_CHARS = 40
 MAX_NAME_CHARS = 100
+MAX_MARKET_CHARS = 128  # a name behind an aggregator's prefix: "predictions:polymarket:" + a 78-digit token is 101
 MAX_DISPLAY_CHARS = 700  # a prediction's question (prose, up to 500) plus its outcome's name
 MAX_REASON_CHARS = 300
 MIN_TIME_MS = 1_230_768_000_000  # 2009-01-01T00:00:00Z
@@ -211,11 +215,16 @@ def check_list(value: Any, what: str) -> list[Any]:
     return value
 
 
-def check_name(value: Any, what: str = "market") -> None:
+def check_name(value: Any, what: str = "market", limit: int = MAX_NAME_CHARS) -> None:
     if type(value) is not str:
         _fail(what, "is not a str", value)
-    if not value or len(value) > MAX_NAME_CHARS:
-        _fail(what, f"is not 1 to {MAX_NAME_CHARS} characters", value)
+    if not value or len(value) > limit:
+        _fail(what, f"is not 1 to {limit} characters", value)
+
+
+def check_market(value: Any, what: str = "market") -> None:
+    """A market's name: a name, with room for an aggregator's ``<section>:<provider>:`` prefix."""
+    check_name(value, what, MAX_MARKET_CHARS)
 
 
 def check_text(value: Any, what: str) -> None:
@@ -248,7 +257,7 @@ def check_levels(levels: Any, what: str, *, zero_size: bool = False) -> None:
 
 
 def _book_snapshot(event: BookSnapshot) -> None:
-    check_name(event.market, "BookSnapshot.market")
+    check_market(event.market, "BookSnapshot.market")
     check_levels(event.bids, "BookSnapshot.bids")
     check_levels(event.asks, "BookSnapshot.asks")
     check_optional_time(event.time_ms, "BookSnapshot.time_ms")
@@ -256,7 +265,7 @@ def _book_snapshot(event: BookSnapshot) -> None:
 
 
 def _book_delta(event: BookDelta) -> None:
-    check_name(event.market, "BookDelta.market")
+    check_market(event.market, "BookDelta.market")
     check_levels(event.bids, "BookDelta.bids", zero_size=True)
     check_levels(event.asks, "BookDelta.asks", zero_size=True)
     check_optional_time(event.time_ms, "BookDelta.time_ms")
@@ -266,7 +275,7 @@ def _book_delta(event: BookDelta) -> None:
 
 
 def _book_invalidated(event: BookInvalidated) -> None:
-    check_name(event.market, "BookInvalidated.market")
+    check_market(event.market, "BookInvalidated.market")
     if type(event.reason) is not str:
         _fail("BookInvalidated.reason", "is not a str", event.reason)
     if not event.reason or len(event.reason) > MAX_REASON_CHARS:
@@ -276,7 +285,7 @@ def _book_invalidated(event: BookInvalidated) -> None:
 def _trade(trade: Any, what: str) -> None:
     if type(trade) is not Trade:
         _fail(what, "is not a Trade", trade)
-    check_name(trade.market, f"{what}.market")
+    check_market(trade.market, f"{what}.market")
     check_price(trade.price, f"{what}.price")
     check_size(trade.size, f"{what}.size")
     check_side(trade.side, f"{what}.side")
@@ -285,7 +294,7 @@ def _trade(trade: Any, what: str) -> None:
 
 
 def _trades(event: Trades) -> None:
-    check_name(event.market, "Trades.market")
+    check_market(event.market, "Trades.market")
     if type(event.trades) is not list:
         _fail("Trades.trades", "is not a list", event.trades)
     for index, trade in enumerate(event.trades):
@@ -299,7 +308,7 @@ def _trades(event: Trades) -> None:
 def _candle(event: Any, what: str = "Candle") -> None:
     if type(event) is not Candle:
         _fail(what, "is not a Candle", event)
-    check_name(event.market, f"{what}.market")
+    check_market(event.market, f"{what}.market")
     check_name(event.interval, f"{what}.interval")
     check_time(event.open_time_ms, f"{what}.open_time_ms")
     check_time(event.close_time_ms, f"{what}.close_time_ms")
@@ -310,7 +319,7 @@ def _candle(event: Any, what: str = "Candle") -> None:
 
 
 def _candle_history(event: CandleHistory) -> None:
-    check_name(event.market, "CandleHistory.market")
+    check_market(event.market, "CandleHistory.market")
     check_name(event.interval, "CandleHistory.interval")
     if type(event.candles) is not list:
         _fail("CandleHistory.candles", "is not a list", event.candles)
@@ -319,7 +328,7 @@ def _candle_history(event: CandleHistory) -> None:
 
 
 def _ticker(event: Ticker) -> None:
-    check_name(event.market, "Ticker.market")
+    check_market(event.market, "Ticker.market")
     for field in ("mark", "mid", "index", "open_interest", "volume_24h", "prev_day_price", "last"):
         check_optional_decimal(getattr(event, field), f"Ticker.{field}")
     check_optional_decimal(event.funding_rate, "Ticker.funding_rate", signed=True)
@@ -327,7 +336,7 @@ def _ticker(event: Ticker) -> None:
 
 
 def _bbo(event: Bbo) -> None:
-    check_name(event.market, "Bbo.market")
+    check_market(event.market, "Bbo.market")
     for field in ("bid", "ask"):
         level = getattr(event, field)
         if level is not None:
@@ -341,7 +350,7 @@ def _all_mids(event: AllMids) -> None:
     if type(event.partial) is not bool:
         _fail("AllMids.partial", "is not a bool", event.partial)
     for market, mid in event.mids.items():
-        check_name(market, "AllMids market")
+        check_market(market, "AllMids market")
         check_size(mid, f"AllMids[{market!r}]")
 
 
@@ -378,7 +387,7 @@ def _chain_removal(event: ChainRemoval) -> None:
 
 def _listing(event: Listing) -> None:
     check_choice(event.action, "Listing.action", LISTING_ACTIONS)
-    check_name(event.market, "Listing.market")
+    check_market(event.market, "Listing.market")
     if event.action == "deleted":
         if event.info is not None:
             _fail("Listing.info", "is not None for a deletion", event.info)
@@ -392,7 +401,7 @@ def _listing(event: Listing) -> None:
 def _position(position: Any, what: str) -> None:
     if type(position) is not Position:
         _fail(what, "is not a Position", position)
-    check_name(position.market, f"{what}.market")
+    check_market(position.market, f"{what}.market")
     check_name(position.underlying, f"{what}.underlying")
     check_choice(position.kind, f"{what}.kind", POSITION_KINDS)
     check_decimal(position.size, f"{what}.size", signed=True)
@@ -419,7 +428,7 @@ def _margin(event: Margin) -> None:
 def _leg_greeks(leg: Any, what: str) -> None:
     if type(leg) is not LegGreeks:
         _fail(what, "is not a LegGreeks", leg)
-    check_name(leg.market, f"{what}.market")
+    check_market(leg.market, f"{what}.market")
     check_decimal(leg.quantity, f"{what}.quantity", signed=True)
     for field in ("delta", "gamma", "theta", "vega"):
         check_number(getattr(leg, field), f"{what}.{field}")
@@ -433,7 +442,7 @@ def _greeks(event: Greeks) -> None:
 
 
 def _position_expired(event: PositionExpired) -> None:
-    check_name(event.market, "PositionExpired.market")
+    check_market(event.market, "PositionExpired.market")
     check_decimal(event.size, "PositionExpired.size", signed=True)
     check_decimal(event.settlement_price, "PositionExpired.settlement_price")
     check_decimal(event.settlement_value, "PositionExpired.settlement_value", signed=True)
@@ -459,7 +468,7 @@ def _liquidation_change(event: LiquidationChange) -> None:
 def _fill(fill: Any, what: str) -> None:
     if type(fill) is not Fill:
         _fail(what, "is not a Fill", fill)
-    check_name(fill.market, f"{what}.market")
+    check_market(fill.market, f"{what}.market")
     check_side(fill.side, f"{what}.side")
     check_price(fill.price, f"{what}.price")
     check_size(fill.size, f"{what}.size")
@@ -484,7 +493,7 @@ def _order_update(order: Any, what: str) -> None:
         _fail(what, "is not an OrderUpdate", order)
     check_name(order.order_id, f"{what}.order_id")
     if order.market is not None:
-        check_name(order.market, f"{what}.market")
+        check_market(order.market, f"{what}.market")
     check_name(order.status, f"{what}.status")
     if order.status != order.status.lower():
         _fail(f"{what}.status", "is not lower case", order.status)
@@ -630,10 +639,10 @@ def check_market_info(info: Any, what: str) -> None:
         _fail(what, "is not a MarketInfo", info)
     if not isinstance(info.venue, Venue):
         _fail(f"{what}.venue", "is not a Venue", info.venue)
-    check_name(info.market, f"{what}.market")
+    check_market(info.market, f"{what}.market")
     check_text(info.display, f"{what}.display")
     check_name(info.kind, f"{what}.kind")
-    for field in ("event", "outcome"):
+    for field in ("event", "outcome", "section", "provider"):
         if getattr(info, field) is not None:
             check_name(getattr(info, field), f"{what}.{field}")
     for field in ("price_decimals", "size_decimals"):

@@ -38,7 +38,6 @@ from tests.conformance.mutations import (
     damaged_frame,
     deep_value,
     delete_at,
-    distinct_shapes,
     dumps,
     garbage_frames,
     get_at,
@@ -47,6 +46,7 @@ from tests.conformance.mutations import (
     mutated_frame,
     paths,
     set_at,
+    signature,
 )
 from tests.conformance.venues import (
     CASES,
@@ -222,8 +222,8 @@ def test_good_frames_decode_and_cover_every_channel(samples: Samples, adapter: V
     assert {key.channel for key in case.sample_keys} >= adapter.channels, "a channel has no sample key"
     kinds: set[type] = set()
     routes = set()
-    for frame in samples.frames:
-        items = decode_conforms(adapter, frame)
+    for frame, group in zip(samples.frames, samples.groups, strict=True):
+        items = decode_conforms(adapter, frame, group)
         assert items is not None, f"a good frame did not decode: {_short(frame)}"
         kinds.update(type(item) for item in items)
         routes.update(item.route for item in items if isinstance(item, Data))
@@ -277,15 +277,28 @@ def test_every_event_of_a_stream_names_its_market(samples: Samples, adapter: Ven
 # --- exhaustive: every field of every frame shape, every hostile value -----------------------------
 
 
+def grouped_shapes(docs: list[Any], grouped: list[tuple[Any, Hashable]]) -> list[tuple[Any, Hashable]]:
+    """One frame of ``docs`` per shape (the first seen), with the connection group it arrived on
+    (``docs`` is parallel to ``grouped``, perhaps trimmed)."""
+    seen: set[Any] = set()
+    out = []
+    for doc, (_, group) in zip(docs, grouped, strict=True):
+        if (shape := signature(doc)) not in seen:
+            seen.add(shape)
+            out.append((doc, group))
+    return out
+
+
 def test_every_field_with_every_hostile_value(samples: Samples, adapter: VenueAdapter) -> None:
     """Replace each field (and each container) of each frame shape by each hostile value; delete each
     field; add an unknown key to each object. Reports every kind of failure found."""
     failures = Failures()
 
-    def probe(frame: str, where: str) -> None:
-        failures.check(where, frame, decode_conforms, adapter, frame)
+    for good, group in grouped_shapes(samples.small_documents, samples.grouped_documents):
 
-    for good in distinct_shapes(samples.small_documents):
+        def probe(frame: str, where: str, group: Hashable = group) -> None:
+            failures.check(where, frame, decode_conforms, adapter, frame, group)
+
         doc = copy.deepcopy(good)
         for path in paths(doc, representative=True):
             original = get_at(doc, path)
@@ -305,11 +318,11 @@ def test_every_field_with_every_hostile_value(samples: Samples, adapter: VenueAd
 
 def test_truncation_at_every_byte_of_every_frame_shape(samples: Samples, adapter: VenueAdapter) -> None:
     failures = Failures()
-    for good in distinct_shapes(samples.documents):
+    for good, group in grouped_shapes(samples.documents, samples.grouped_documents):
         raw = orjson.dumps(good)
         for cut in range(len(raw)):
             for frame in (raw[:cut], raw[:cut].decode("utf-8", "ignore")):
-                failures.check(f"cut at {cut}", frame, decode_conforms, adapter, frame)
+                failures.check(f"cut at {cut}", frame, decode_conforms, adapter, frame, group)
     assert not failures, failures.report()
 
 
@@ -322,7 +335,7 @@ def test_mutated_frames(samples: Samples, adapter: VenueAdapter, data: st.DataOb
     """Good frames with one to three structural mutations (hostile values, deleted and unknown keys,
     grafted subtrees, renamed channels, wrapping, deep nesting), then perhaps wire damage."""
     frame = data.draw(mutated_frame(samples.frame_pool), label="frame")
-    decode_conforms(adapter, frame)
+    decode_conforms(adapter, frame, data.draw(st.sampled_from(samples.group_choices), label="group"))
 
 
 @FUZZ
@@ -332,7 +345,7 @@ def test_unknown_channels_and_message_types(samples: Samples, adapter: VenueAdap
     subtrees of one message type grafted into another."""
     ops = ("retag", "rename_key", "swap_subtree", "add_key")
     frame = data.draw(mutated_frame(samples.frame_pool, ops=ops, damaged=False), label="frame")
-    decode_conforms(adapter, frame)
+    decode_conforms(adapter, frame, data.draw(st.sampled_from(samples.group_choices), label="group"))
 
 
 @FUZZ
@@ -340,7 +353,7 @@ def test_unknown_channels_and_message_types(samples: Samples, adapter: VenueAdap
 def test_wire_damage(samples: Samples, adapter: VenueAdapter, data: st.DataObject) -> None:
     """Good frames truncated, bit-flipped, with invalid UTF-8, lone surrogates, BOM, trailing junk."""
     frame = data.draw(damaged_frame(samples.frame_pool), label="frame")
-    decode_conforms(adapter, frame)
+    decode_conforms(adapter, frame, data.draw(st.sampled_from(samples.group_choices), label="group"))
 
 
 @FUZZ
@@ -354,7 +367,7 @@ def test_garbage_frames(adapter: VenueAdapter, frame: str | bytes) -> None:
 def test_deep_nesting(samples: Samples, adapter: VenueAdapter, data: st.DataObject) -> None:
     """A field replaced by arrays or objects nested up to the JSON parser's depth limit."""
     frame = data.draw(mutated_frame(samples.frame_pool, max_mutations=1, ops=("deep",), damaged=False), label="frame")
-    decode_conforms(adapter, frame)
+    decode_conforms(adapter, frame, data.draw(st.sampled_from(samples.group_choices), label="group"))
 
 
 # --- REST bodies ----------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ def liquidation(**changes: Any) -> LiquidationChange:
 VALID: list[Any] = [
     BookSnapshot("BTC", [("106217.0", "0.001")], [("106218", "0")], T),
     BookSnapshot("@1", [], [], None, 5),
+    BookSnapshot("predictions:polymarket:" + "1" * 78, [], []),  # an aggregator's name of a 78-digit token
     BookDelta("BTC", [("1", "0")], [(".5", "2")], T, 1, 2, 0),
     Trades("BTC", [trade(), trade(trade_id="8", side=Side.SELL)]),
     Trades("BTC", [], backlog=True),
@@ -156,7 +157,8 @@ INVALID: list[tuple[str, Any]] = [
     ("time at 2100", BookSnapshot("BTC", [], [], 4_102_444_800_000)),
     ("negative sequence", BookSnapshot("BTC", [], [], T, -1)),
     ("empty market", BookSnapshot("", [], [])),
-    ("long market", BookSnapshot("x" * 101, [], [])),
+    ("long market", BookSnapshot("x" * 129, [], [])),
+    ("long interval", candle(interval="x" * 101)),
     ("market not str", BookSnapshot(5, [], [])),  # type: ignore[arg-type]
     ("delta zero price", BookDelta("BTC", [("0", "0")], [])),
     ("mixed trades", Trades("BTC", [trade(), trade(market="ETH")])),
@@ -299,9 +301,14 @@ def test_control_items() -> None:
 def test_market_listings() -> None:
     check_markets([MarketInfo(Venue.HYPERLIQUID, "@1", "HYPE/USDC", "spot", 4, 2)], Venue.HYPERLIQUID)
     check_markets([MarketInfo(Venue.POLYMARKET, "4195", "Rain? · Yes", "prediction", 2, 2, "0xab", "Yes")], Venue.POLYMARKET)
+    check_markets([MarketInfo(Venue.PERPS_STUDIO, "rwas:hyperliquid:xyz:TSLA", "xyz:TSLA Tesla", "rwa", section="rwas", provider="hyperliquid")],
+                  Venue.PERPS_STUDIO)  # fmt: skip
     for bad in (MarketInfo(Venue.ASTER, "BTC", "BTC", "perp"), MarketInfo(Venue.HYPERLIQUID, "", "x", "perp"),
                 MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", -1),
                 MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", event=""),
-                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", outcome=5)):  # type: ignore[arg-type]  # fmt: skip
+                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", outcome=5),  # type: ignore[arg-type]
+                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", section=""),
+                MarketInfo(Venue.HYPERLIQUID, "BTC", "BTC", "perp", provider="x" * 101),
+                MarketInfo(Venue.HYPERLIQUID, "x" * 129, "BTC", "perp")):  # fmt: skip
         with pytest.raises(InvariantError):
             check_markets([bad], Venue.HYPERLIQUID)

@@ -39,18 +39,21 @@ from typing import Any
 import orjson
 import websockets
 import yarl
+from pydantic import SecretStr
 
 from app.model import Channel, Level, StreamKey, Venue, freeze_params
 from app.rest import RestClient, RestError
 from app.sim.aster import AsterEmulator
 from app.sim.engine import DEMO_ADDRESS, format_fixed
 from app.sim.hypercall import HypercallEmulator
+from app.sim.perps_studio import DEMO_API_KEY, PerpsStudioEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.polymarket import PolymarketEmulator
 from app.sim.predictions import DEFAULT_MARKETS, BinaryMarket
 from app.sim.server import EmulatorServer
 from app.venues import ADAPTERS, build_adapter
 from app.venues.base import Endpoint, VenueAdapter
+from app.venues.perps_studio import VERTICALS, split_market
 from tests.conformance.mutations import Pool, strings_in, trimmed
 
 BookLevels = tuple[list[Level], list[Level]]
@@ -103,13 +106,14 @@ class VenueCase:
     seed: int = 7
     advance_ms: int = 1000  # one step of the emulator's clock: long enough for every periodic push
     wallet: str | None = None  # the account the account channels' sample keys are about
+    api_key: SecretStr | None = None  # the key of a venue that wants one (the emulator's demo key)
 
     @property
     def name(self) -> str:
         return str(self.venue)
 
     def adapter(self, endpoint: Endpoint) -> VenueAdapter:
-        return build_adapter(self.venue, endpoint, self.wallet)
+        return build_adapter(self.venue, endpoint, self.wallet, self.api_key)
 
     def endpoint(self, server: EmulatorServer) -> Endpoint:
         """The endpoint of a running emulator, with the further URLs it advertises (Aster's spot
@@ -405,8 +409,91 @@ HYPERCALL = VenueCase(
     wallet=DEMO_ADDRESS,
 )
 
+# --- perps.studio ---------------------------------------------------------------------------------
+# An aggregator: markets are "<vertical>:<provider>:<symbol>", one socket per vertical (the socket's
+# group is the vertical; payloads do not say it). Hyperliquid and Aster frames differ in their
+# decimals and in the ticker fields they leave null (Aster has no mark, index or funding; its
+# prices push only what changed), so perps channels are sampled on both providers.
+
+_PS_SEED = 7
+_PS_MARKETS = {spec.slug: BinaryMarket(spec, _PS_SEED, 0) for spec in DEFAULT_MARKETS}
+_PS_BUSY = _PS_MARKETS["nba-lal-bos-2026-06-12"]
+#: Its YES token has 78 digits: "predictions:polymarket:<token>" is 101 characters, as real ones are.
+_PS_LONG = _PS_MARKETS["will-btc-close-above-120k-in-2026"].token_ids[0]
+
+
+def _studio_book(server: PerpsStudioEmulator, market: str) -> BookLevels:
+    """The book a perps, spot or RWA market pushes (its top 20 levels, formatted by its provider)."""
+    listing = server.listings[market]
+    bids, asks = server.engine.levels(listing.key)
+    side = lambda levels: [(listing.px(level[0]), listing.sz(level[1])) for level in levels[:20]]  # noqa: E731
+    return side(bids), side(asks)
+
+
+def _studio_book_message(server: PerpsStudioEmulator, market: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
+    """An ``orderbook`` frame (a whole book, replacing the last); a name that is no market of the
+    venue goes out as a perps Hyperliquid symbol."""
+    vertical, provider, ident = split_market(market)
+    if vertical not in VERTICALS or not provider or not ident:
+        vertical, provider, ident = "perps", "hyperliquid", market
+    names = {"symbol": ident}
+    if vertical == "rwas":
+        dex, _, symbol = ident.partition(":")
+        names = {"symbol": symbol, "dex": dex}
+    elif vertical == "predictions":
+        names = {"tokenId": ident}
+    side = lambda levels: [{"price": px, "size": sz} for px, sz in levels]  # noqa: E731
+    return {"channel": "orderbook", "provider": provider, "data": {**names, "bids": side(bids), "asks": side(asks), "timestamp": server.now_ms()}}
+
+
+PERPS_STUDIO = VenueCase(
+    venue=Venue.PERPS_STUDIO,
+    emulator=PerpsStudioEmulator,
+    sample_keys=keys(
+        Venue.PERPS_STUDIO,
+        (Channel.BOOK, "perps:hyperliquid:BTC"),
+        (Channel.TRADES, "perps:hyperliquid:BTC"),
+        (Channel.TICKER, "perps:hyperliquid:BTC"),
+        (Channel.CANDLES, "perps:hyperliquid:ETH", {"interval": "1m"}),
+        (Channel.ALL_MIDS, "perps:hyperliquid"),  # the complete mid map
+        (Channel.BOOK, "perps:aster:BTC"),  # fixed decimals
+        (Channel.TRADES, "perps:aster:BTC"),  # running trade numbers
+        (Channel.TICKER, "perps:aster:BTC"),  # no mark, index, mid, funding or open interest
+        (Channel.CANDLES, "perps:aster:ETH", {"interval": "1m"}),
+        (Channel.ALL_MIDS, "perps:aster"),  # last prices, only what changed
+        (Channel.BOOK, "spot:hyperliquid:HYPE/USDC"),
+        (Channel.TRADES, "spot:aster:BTC/USDT"),
+        (Channel.TICKER, "spot:hyperliquid:PURR/USDC"),  # spot: no funding, no index on Hyperliquid
+        (Channel.TICKER, "spot:aster:BTC/USDT"),
+        (Channel.BOOK, "rwas:hyperliquid:xyz:TSLA"),  # HIP-3: the dex in every payload
+        (Channel.TRADES, "rwas:hyperliquid:xyz:TSLA"),
+        (Channel.TICKER, "rwas:hyperliquid:flx:GOLD"),
+        (Channel.BOOK, f"predictions:polymarket:{_PS_LONG}"),
+        (Channel.BOOK, f"predictions:polymarket:{_PS_BUSY.token_ids[1]}"),
+        (Channel.ALL_MIDS, f"predictions:polymarket:{_PS_BUSY.condition_id}"),  # a market's outcome prices
+    ),
+    # UNKNOWN_SYMBOL with the refused subscription echoed, on three verticals' sockets.
+    bad_keys=keys(
+        Venue.PERPS_STUDIO,
+        (Channel.BOOK, "perps:hyperliquid:NOPE"),
+        (Channel.TRADES, "rwas:hyperliquid:xyz:NOPE"),
+        (Channel.ALL_MIDS, "predictions:polymarket:0xnope"),
+    ),
+    bad_requests=(
+        '{"event":"subscribe","data":{"provider":"hyperliquid","channel":"orderbook","params":{}}}',  # INVALID_PARAMS, echoed
+        '{"event":"subscribe","data":{"provider":"hyperliquid","channel":"bbo","params":{"symbol":"BTC"}}}',  # UNKNOWN_CHANNEL
+        '{"event":"subscribe","data":{"provider":"polymarket","channel":"ticker","params":{"symbol":"BTC"}}}',  # UNSUPPORTED_PROVIDER
+        "not json",  # INVALID_MESSAGE, no echo
+    ),
+    book_market="perps:hyperliquid:ETH",
+    emulator_book=_studio_book,
+    book_message=_studio_book_message,
+    seed=_PS_SEED,
+    api_key=SecretStr(DEMO_API_KEY),
+)
+
 #: Every venue the harness runs; one per adapter in ``app.venues.ADAPTERS``.
-CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET, HYPERCALL)
+CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET, HYPERCALL, PERPS_STUDIO)
 
 
 def case_ids(case: VenueCase) -> str:
@@ -441,12 +528,15 @@ class RestCall:
 class Samples:
     """What a venue's emulator really sent: raw WebSocket frames and REST answers; ``by_socket``:
     the frames of each sample socket with the keys it carried (a route is unique on one socket
-    only: Aster's perp and spot sockets both carry ``("all",)``)."""
+    only: Aster's perp and spot sockets both carry ``("all",)``); ``groups``: the connection group
+    each frame arrived on (a venue's decoder may depend on it: perps.studio's payloads do not say
+    their vertical)."""
 
     case: VenueCase
     frames: list[str | bytes]
     rest: list[RestCall]
     by_socket: list[tuple[tuple[StreamKey, ...], list[str | bytes]]] = field(default_factory=list)  # sample sockets
+    groups: list[Any] = field(default_factory=list)  # parallel to ``frames``
 
     def __repr__(self) -> str:  # short: hypothesis prints the arguments of a failing test
         return f"<Samples of {self.case.name}: {len(self.frames)} frames, {len(self.rest)} REST operations>"
@@ -457,13 +547,23 @@ class Samples:
     @functools.cached_property
     def documents(self) -> list[Any]:
         """The frames that are JSON, parsed (for structural mutation)."""
+        return [doc for doc, _ in self.grouped_documents]
+
+    @functools.cached_property
+    def grouped_documents(self) -> list[tuple[Any, Any]]:
+        """:attr:`documents` with the connection group each arrived on."""
         out = []
-        for frame in self.frames:
+        for frame, group in zip(self.frames, self.groups or [()] * len(self.frames), strict=True):
             try:
-                out.append(orjson.loads(frame))
+                out.append((orjson.loads(frame), group))
             except orjson.JSONDecodeError:
                 pass
         return out
+
+    @functools.cached_property
+    def group_choices(self) -> list[Any]:
+        """Every connection group a frame arrived on, in order of first arrival."""
+        return list(dict.fromkeys(group for _, group in self.grouped_documents)) or [()]
 
     @functools.cached_property
     def small_documents(self) -> list[Any]:
@@ -652,6 +752,7 @@ async def capture_async(case: VenueCase) -> Samples:
     the subscribe: a venue may refuse anything else as a socket's first message), the case's
     ``capture_steps`` market moves and ``capture_extra``, and an unsubscribe ack."""
     frames: list[str | bytes] = []
+    groups: list[Any] = []
     rest: list[RestCall] = []
     received: dict[int, list[str | bytes]] = {}
     async with case.start_emulator() as server, contextlib.AsyncExitStack() as stack:
@@ -666,6 +767,7 @@ async def capture_async(case: VenueCase) -> Samples:
             every = (*sockets, *bad)
             for socket, got in zip(every, await asyncio.gather(*(_drain(socket.ws, quiet) for socket in every)), strict=True):
                 frames.extend(got)
+                groups.extend([() if socket.group is None else socket.group] * len(got))
                 received.setdefault(id(socket), []).extend(got)
 
         await drain(0.3)  # greetings, if the venue sends them
@@ -690,7 +792,7 @@ async def capture_async(case: VenueCase) -> Samples:
             rest.append(await _record(adapter, f"snapshot {key}", lambda a, key=key: a.snapshot(key), key=key))
         rest.append(await _record(adapter, "markets", lambda a: a.markets(), markets=True))
     by_socket = [(tuple(socket.keys), received.get(id(socket), [])) for socket in sockets]
-    return Samples(case, frames, [call for call in rest if call.responses], by_socket)
+    return Samples(case, frames, [call for call in rest if call.responses], by_socket, groups)
 
 
 async def _record(adapter: VenueAdapter, name: str, run: Callable[[VenueAdapter], Any], markets: bool = False,
