@@ -469,19 +469,23 @@ def _listings(vertical: str, provider: str, row: dict[str, Any]) -> list[MarketI
     if vertical == "predictions":
         market_id = fields.name(row["marketId"], "marketId")
         question = fields.text(row["question"], "question")
-        return [
-            MarketInfo(
-                venue=Venue.PERPS_STUDIO,
-                market=_market(vertical, provider, fields.name(outcome["tokenId"], "tokenId")),
-                display=question,
-                kind="prediction",
-                event=market_id,
-                outcome=fields.name(outcome["outcome"], "outcome"),
-                section=vertical,
-                provider=provider,
+        listed = []
+        for raw in fields.array(row["outcomes"], "outcomes"):
+            outcome = fields.obj(raw, "outcome")
+            name = fields.name(outcome["outcome"], "outcome")
+            listed.append(
+                MarketInfo(
+                    venue=Venue.PERPS_STUDIO,
+                    market=_market(vertical, provider, fields.name(outcome["tokenId"], "tokenId")),
+                    display=f"{question} · {name}",  # an outcome as the Polymarket adapter shows one
+                    kind="prediction",
+                    event=market_id,
+                    outcome=name,
+                    section=vertical,
+                    provider=provider,
+                )
             )
-            for outcome in map(lambda o: fields.obj(o, "outcome"), fields.array(row["outcomes"], "outcomes"))
-        ]
+        return listed
     symbol = fields.name(row["symbol"], "symbol")
     if vertical == "rwas":
         dex = fields.name(row["dex"], "dex")
