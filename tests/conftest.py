@@ -7,15 +7,17 @@ mechanisms are the production ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 import pytest
 
 from app.model import Venue
 from app.service import SubscriptionService
 from app.sim.hyperliquid import HyperliquidEmulator
-from app.sim.runner import EmulatorThread
+from app.sim.runner import EmulatorThread, start_emulators
+from app.sim.server import EmulatorServer
 from app.supervisor import Backoff
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness, VenueAdapter
@@ -72,3 +74,14 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(venues: Iterable[Venue], seed: int = 4) -> AsyncIterator[dict[Venue, EmulatorServer]]:
+    """The venues' emulators on this loop, by venue; all stopped on exit."""
+    servers = await start_emulators([str(venue) for venue in venues], seed=seed)
+    try:
+        yield {Venue(server.venue): server for server in servers}
+    finally:
+        for server in servers:
+            await server.stop()

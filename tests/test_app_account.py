@@ -10,10 +10,9 @@ import pytest
 from app.config import load_settings
 from app.model import Channel, LiquidationState, StreamState, Venue
 from app.sim.engine import DEMO_ADDRESS
-from app.sim.runner import start_emulators
 from app.ui import OptionsChainScreen, PerptermApp
 from app.venues.base import Endpoint
-from tests.conftest import FAST_LIVENESS, eventually
+from tests.conftest import FAST_LIVENESS, eventually, running
 from widgets import LiquidationStateView, OptionsChainView, PortfolioGreeksView
 
 VENUES = (Venue.HYPERLIQUID, Venue.HYPERCALL)
@@ -21,12 +20,8 @@ VENUES = (Venue.HYPERLIQUID, Venue.HYPERCALL)
 
 @pytest.fixture
 async def emulators():
-    servers = await start_emulators([str(v) for v in VENUES], seed=4)
-    try:
-        yield {Venue(server.venue): server for server in servers}
-    finally:
-        for server in servers:
-            await server.stop()
+    async with running(VENUES) as servers:
+        yield servers
 
 
 def make_app(emulators) -> PerptermApp:

@@ -10,10 +10,9 @@ from pydantic import SecretStr
 from app.config import load_settings
 from app.model import Channel, StreamState, Venue
 from app.sim.perps_studio import DEMO_API_KEY
-from app.sim.runner import start_emulators
 from app.ui import PerptermApp
 from app.venues.base import Endpoint
-from tests.conftest import FAST_LIVENESS, eventually
+from tests.conftest import FAST_LIVENESS, eventually, running
 
 VENUES = (Venue.HYPERLIQUID, Venue.PERPS_STUDIO)
 PS = Venue.PERPS_STUDIO
@@ -21,12 +20,8 @@ PS = Venue.PERPS_STUDIO
 
 @pytest.fixture
 async def emulators():
-    servers = await start_emulators([str(v) for v in VENUES], seed=4)
-    try:
-        yield {Venue(server.venue): server for server in servers}
-    finally:
-        for server in servers:
-            await server.stop()
+    async with running(VENUES) as servers:
+        yield servers
 
 
 def make_app(emulators) -> PerptermApp:

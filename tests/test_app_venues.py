@@ -9,10 +9,9 @@ from textual.command import CommandPalette
 
 from app.config import load_settings
 from app.model import Channel, StreamState, Venue
-from app.sim.runner import start_emulators
 from app.ui import HelpScreen, PerptermApp
 from app.venues.base import Endpoint
-from tests.conftest import FAST_LIVENESS, eventually
+from tests.conftest import FAST_LIVENESS, eventually, running
 from widgets import OrderBookView
 
 VENUES = (Venue.HYPERLIQUID, Venue.ASTER, Venue.POLYMARKET)
@@ -20,12 +19,8 @@ VENUES = (Venue.HYPERLIQUID, Venue.ASTER, Venue.POLYMARKET)
 
 @pytest.fixture
 async def emulators():
-    servers = await start_emulators([str(v) for v in VENUES], seed=4)
-    try:
-        yield {Venue(server.venue): server for server in servers}
-    finally:
-        for server in servers:
-            await server.stop()
+    async with running(VENUES) as servers:
+        yield servers
 
 
 def make_app(emulators) -> PerptermApp:

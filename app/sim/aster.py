@@ -880,7 +880,7 @@ class AsterEmulator(EmulatorServer):
         request = conn.request
         family = SPOT if request.path.startswith(SPOT.ws_prefix + "/") else FUTURES
         combined = request.path.removeprefix(family.ws_prefix) in ("/stream", "/stream/")
-        conn.state.update(family=family, combined=combined, streams={}, arrivals=deque(), closing=False)
+        conn.state.update(family=family, combined=combined, streams={}, closing=False)
         self.start_heartbeat(conn, *self.heartbeat[family.name])
         names = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
         streams = list(dict.fromkeys(name for name in names.split("/") if name))
@@ -901,18 +901,7 @@ class AsterEmulator(EmulatorServer):
 
     async def on_ws_frame(self, conn: WsConnection, kind: WSMsgType) -> bool:
         """At most N incoming frames (data, ping, pong) per second; the next one closes the socket."""
-        if conn.state.get("closing"):
-            return False
-        arrivals: deque[float] = conn.state["arrivals"]
-        now = time.monotonic()
-        while arrivals and now - arrivals[0] >= 1.0:
-            arrivals.popleft()
-        arrivals.append(now)
-        if len(arrivals) <= self.message_rate[conn.state["family"].name]:
-            return True
-        conn.state["closing"] = True
-        await conn.close(_CLOSE_POLICY, "too many requests")
-        return False
+        return await self.limit_rate(conn, self.message_rate[conn.state["family"].name], _CLOSE_POLICY, "too many requests")
 
     async def on_ws_message(self, conn: WsConnection, text: str) -> None:
         request_id: int | None = None

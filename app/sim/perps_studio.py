@@ -711,7 +711,7 @@ class PerpsStudioEmulator(EmulatorServer):
 
     async def on_ws_open(self, conn: WsConnection) -> None:
         vertical = conn.request.path.rstrip("/").rsplit("/", 1)[-1]
-        conn.state.update(vertical=vertical, subs={}, arrivals=deque(), closing=False)
+        conn.state.update(vertical=vertical, subs={}, closing=False)
         key = conn.request.query.get("apiKey")
         if key is None:
             key = conn.request.headers.get("X-API-Key")
@@ -725,18 +725,7 @@ class PerpsStudioEmulator(EmulatorServer):
 
     async def on_ws_frame(self, conn: WsConnection, kind: WSMsgType) -> bool:
         """At most ``max_messages_per_s`` frames (any kind) a second; the next one closes with 4029."""
-        if conn.state.get("closing"):
-            return False
-        arrivals: deque[float] = conn.state["arrivals"]
-        now = time.monotonic()
-        while arrivals and now - arrivals[0] >= 1.0:
-            arrivals.popleft()
-        arrivals.append(now)
-        if len(arrivals) <= self.max_messages_per_s:
-            return True
-        conn.state["closing"] = True
-        await conn.close(CLOSE_RATE_LIMIT, "rate limit exceeded")
-        return False
+        return await self.limit_rate(conn, self.max_messages_per_s, CLOSE_RATE_LIMIT, "rate limit exceeded")
 
     async def on_ws_message(self, conn: WsConnection, text: str) -> None:
         try:

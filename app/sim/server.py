@@ -58,6 +58,7 @@ Slow consumers: writes never wait in the tick loop; a client whose unread output
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 import contextlib
 import itertools
 import logging
@@ -631,8 +632,25 @@ class EmulatorServer:
 
     async def on_ws_frame(self, conn: WsConnection, kind: WSMsgType) -> bool:
         """Called for every frame from the client (data, ping, pong) before it is handled, e.g. to
-        enforce a message-rate limit; returning False drops the frame unhandled."""
+        enforce a message-rate limit (:meth:`limit_rate`); returning False drops the frame unhandled."""
         return True
+
+    async def limit_rate(self, conn: WsConnection, per_second: float, code: int, reason: str) -> bool:
+        """Count one inbound frame of ``conn``; past ``per_second`` frames within the last second,
+        close it with ``code``/``reason`` and drop this and every later frame (returns False), as
+        for any connection whose ``state["closing"]`` an emulator has set."""
+        if conn.state.get("closing"):
+            return False
+        arrivals: deque[float] = conn.state.setdefault("arrivals", deque())
+        now = time.monotonic()
+        while arrivals and now - arrivals[0] >= 1.0:
+            arrivals.popleft()
+        arrivals.append(now)
+        if len(arrivals) <= per_second:
+            return True
+        conn.state["closing"] = True
+        await conn.close(code, reason)
+        return False
 
     def on_ws_close(self, conn: WsConnection) -> None:
         """Called once when a connection ends, whatever the reason."""
