@@ -1,7 +1,7 @@
 """Hypercall emulator: an options exchange (WebSocket ``/ws`` and REST) on the shared emulator mechanism.
 
-Follows ``/tmp/spec/hypercall_wire.md`` (itself built on ``protocols/hypercall.md`` and the docs seed
-002): flat JSON messages tagged by ``"type"``, decimals as strings, Greeks and IV as numbers,
+Follows the Hypercall WebSocket docs and the official SDK's message types (where they differ, the
+SDK's shapes): flat JSON messages tagged by ``"type"``, decimals as strings, Greeks and IV as numbers,
 timestamps in ms, market ``expiry`` in seconds. The underlying prices come from the shared
 :class:`~app.sim.engine.MarketEngine` (``fair_price``; the same BTC as every venue's BTC perp under a
 seed); the option maths (Black-Scholes with r = 0, the IV surface, the margin model) is in
@@ -15,7 +15,7 @@ fills, portfolio, liquidation, competition; ``ClockSync``; a Ping control frame 
 the REST ``/markets``, ``/orderbook`` (JSON-RPC envelope, numbers), ``/candles``, ``/portfolio``,
 ``/portfolio/greeks``, ``/orders``, ``/fills``.
 
-Design decisions ([D]; the venue is silent or the spec chose):
+Design decisions ([D]; the venue is silent, so these are ours):
 
 * Auth: the ``Authenticated`` echo is the wallet lower-cased (the SDK compares case-insensitively). A
   valid ``?wallet=`` authenticates silently at connect; an invalid one gets ``Error Invalid wallet

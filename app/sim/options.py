@@ -1,7 +1,7 @@
 """Option maths for the options-venue emulators: Black-Scholes with r = 0, an implied-volatility
 surface, and a portfolio margin model. Pure functions and small classes; no I/O, no clock.
 
-Units (those of the Hypercall wire, ``/tmp/spec/hypercall_wire.md``): a contract is one unit of the
+Units (those of the Hypercall emulator, :mod:`app.sim.hypercall`): a contract is one unit of the
 underlying; ``t`` is in years of 365 days; ``vol`` a decimal (0.63); prices in USD.
 
 * ``delta`` in underlying units, ``gamma`` = d(delta)/d(1 USD of spot), ``theta`` USD per day

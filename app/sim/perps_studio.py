@@ -1,13 +1,13 @@
 """perps.studio Provider API emulator: four vertical WebSockets and the REST API on one port.
 
-Follows ``/tmp/spec/perps_studio_wire.md`` (built on ``protocols/perps-studio.md`` and seed 000): an
+Follows the perps.studio Provider API docs (its WebSocket page and the REST reference): an
 aggregator in front of Hyperliquid, Aster and Polymarket. The markets are the shared ones: perps,
 spot and RWA books, trades and candles come from :class:`~app.sim.engine.MarketEngine` (one
 underlying, one price: BTC here is the Hyperliquid and Aster emulators' BTC under the same seed),
 the prediction markets from :class:`~app.sim.predictions.PredictionMarkets` (the Polymarket
 emulator's markets, token ids and condition ids). This module lists, validates and formats.
 
-Wire (verified or fixed by the spec): ``/ws/v1/perps``, ``/ws/v1/spot``, ``/ws/v1/rwas``,
+Wire (documented): ``/ws/v1/perps``, ``/ws/v1/spot``, ``/ws/v1/rwas``,
 ``/ws/v1/predictions``; the key as ``?apiKey=`` or an ``X-API-Key`` header, a missing or unknown one
 closes the socket with 4001 (``Missing API key`` / ``Invalid API key``) right after the upgrade;
 ``{"event":"subscribe"|"unsubscribe","data":{provider,channel,params}}``; data frames
@@ -15,7 +15,7 @@ closes the socket with 4001 (``Missing API key`` / ``Invalid API key``) right af
 params per vertical as seed 000 lists them; REST under ``/v1`` with ``X-API-Key``. Valid keys:
 the ``api_keys`` option, by default the demo key :data:`DEMO_API_KEY` (``demo_credentials()``).
 
-Design decisions ([D]; the docs are silent, the spec chose, or we did):
+Design decisions ([D]; the docs are silent, so these are ours):
 
 * Acks ``{"event":"subscribed"|"unsubscribed","data":{provider,channel,params}}`` echo what was
   sent (``params`` as sent, ``{}`` when absent). ``{"event":"ping"}`` -> ``{"event":"pong","ts"}``
