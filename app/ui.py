@@ -78,6 +78,7 @@ DEFAULT_MARKETS: dict[Venue, str] = {
 }
 
 ACCOUNT_STREAMS = (Channel.POSITIONS, Channel.LIQUIDATION, Channel.FILLS, Channel.ORDERS)
+CLOSE_LIMIT = 2.0  # seconds the exit waits for the connections to close
 PORTFOLIO_REFRESH = 0.25  # seconds between portfolio recomputations (cheap when nothing moved)
 COMPACT_BELOW = (110, 36)  # terminal width, height under which the account panels take one line each
 
@@ -300,8 +301,13 @@ class PerptermApp(App[None]):
         gc.freeze()
 
     async def on_unmount(self) -> None:
+        """Close every connection, but never hold the exit up for it: a user who quits (or whose
+        terminal hung up) is not kept waiting on a venue."""
         if self.service is not None:
-            await self.service.close()
+            try:
+                await asyncio.wait_for(self.service.close(), CLOSE_LIMIT)
+            except TimeoutError:
+                log.warning("connections still closing after %.0f s; exiting anyway", CLOSE_LIMIT)
 
     # --- selection ----------------------------------------------------------------------------
 
