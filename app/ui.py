@@ -717,7 +717,7 @@ class PerptermApp(App[None]):
                 if ticker.index:
                     header.append(f"  index {inert(ticker.index)}", style=style)
                 if ticker.funding_rate and adapter is not None:
-                    header.append(f"  funding {inert(ticker.funding_rate)}/{adapter.funding_period}", style=style)
+                    header.append(f"  funding {inert(ticker.funding_rate)}/{adapter.funding_period_of(ticker.market)}", style=style)
                 change = _change_24h(ticker.mark or ticker.last, ticker.prev_day_price)
                 if change is not None:
                     header.append(f"  24h {change:+.2f}%", style="green" if change >= 0 else "red")

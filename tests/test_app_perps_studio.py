@@ -54,12 +54,14 @@ async def test_verticals_providers_and_predictions(emulators):
         await pilot.press(str(app.venues.index(PS) + 1))  # the venue keys, like every venue
         assert app.selection.venue is PS
         await shown(app, "perps:hyperliquid:BTC")
-        await eventually(lambda: "BTC-PERP hyperliquid" in header(app) and "mark" in header(app), what="its ticker")
+        await eventually(lambda: "BTC-PERP hyperliquid" in header(app) and "/1h" in header(app), what="its ticker")
         assert app.query_one("#chart").display
 
         await pilot.press("x")  # the same market from the other provider
         await shown(app, "perps:aster:BTC")
         await eventually(lambda: "BTC-PERP aster" in header(app), what="aster's header")
+        # Aster's ticker through perps.studio has no funding rate; never Hyperliquid's hourly one.
+        await eventually(lambda: "/1h" not in header(app), what="aster's own ticker")
 
         sections = []
         for _ in range(3):
@@ -80,3 +82,11 @@ async def test_verticals_providers_and_predictions(emulators):
         assert {m.section for m in app.markets[PS]} == {"perps", "spot", "rwas", "predictions"}
         await pilot.press("g")  # around again to perps
         await eventually(lambda: app.selection.market.startswith("perps:"), what="back to perps")
+
+
+def test_funding_is_labelled_by_the_provider_period():
+    from app.venues import build_adapter
+
+    adapter = build_adapter(PS, Endpoint("ws://127.0.0.1:9/ws/v1", "http://127.0.0.1:9"))
+    assert adapter.funding_period_of("perps:hyperliquid:BTC") == "1h"
+    assert adapter.funding_period_of("perps:aster:BTC") == "8h"

@@ -209,6 +209,11 @@ class VenueAdapter(ABC):
         (Hypercall's ``Authenticate``); ``None`` for none."""
         return None
 
+    def funding_period_of(self, market: str) -> str:
+        """How often ``market`` pays funding, as the header labels its rate (an aggregator's
+        markets follow their provider)."""
+        return self.funding_period
+
     def chart_market(self, market: str) -> str:
         """The market whose candles chart ``market`` (an option's: its underlying's)."""
         return market

@@ -150,6 +150,9 @@ class PerpsStudioAdapter(VenueAdapter):
         if key.channel is Channel.CANDLES and key.param("interval", "1m") not in INTERVAL_MS:
             raise ValueError(f"unknown candle interval {key.param('interval')!r}")
 
+    def funding_period_of(self, market: str) -> str:
+        return {"hyperliquid": "1h", "aster": "8h"}.get(split_market(market)[1], self.funding_period)
+
     def group(self, key: StreamKey) -> Hashable:
         return split_market(key.market)[0]  # one socket path per vertical
 
