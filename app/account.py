@@ -205,6 +205,14 @@ class LiquidationData(StreamData):
     def state(self) -> LiquidationState | None:
         return None if self.last is None else self.last.state
 
+    def in_force(self, now: float) -> LiquidationChange | None:
+        """The last change while it holds at ``now`` (``time.time()`` seconds): a stated state
+        until the next change, an event (``lasts``) only for that long after it came."""
+        last = self.last
+        if last is not None and last.lasts is not None and now >= (self.since or 0) + last.lasts:
+            return None
+        return last
+
     def apply(self, event: MarketEvent) -> None:
         if not isinstance(event, LiquidationChange):
             return

@@ -175,17 +175,23 @@ class Portfolio:
         """Recompute the view if anything it reads moved; return the liquidation transitions
         since the last refresh (a venue's first known state is no transition)."""
         prices = self.prices()
+        now = self.clock()
         key = (
             tuple(
-                (s.venue, _generation(s.account), _generation(s.liquidation), s.live())
+                (
+                    s.venue,
+                    _generation(s.account),
+                    _generation(s.liquidation),
+                    s.liquidation is not None and s.liquidation.in_force(now) is not None,  # an event ran out
+                    s.live(),
+                )
                 for s in self.sources
             ),
             tuple(sorted(prices.items())),
         )
-        if key == self._last_key and not self._held_by_time():
+        if key == self._last_key:
             return []
         self._last_key = key
-        now = self.clock()
         legs = [leg for source in self.sources for leg in _legs(source)]
         venues: list[LiquidationView] = []
         transitions: list[Transition] = []
@@ -204,18 +210,6 @@ class Portfolio:
         self.view = PortfolioView(_by_underlying(legs, prices), tuple(venues), self._stamp)
         return transitions
 
-    def _held_by_time(self) -> bool:
-        """Whether a stated liquidation *event* (Hyperliquid's) has just run out."""
-        now = self.clock()
-        for source in self.sources:
-            last = source.liquidation.last if source.liquidation is not None else None
-            if last is not None and last.lasts is not None and source.liquidation is not None:
-                held = self._held.get(source.venue)
-                stated_until = (source.liquidation.since or 0) + last.lasts
-                if held is not None and held.state is last.state and now >= stated_until:
-                    return True
-        return False
-
     def _liquidation(
         self, source: AccountSource, legs: list[LegView], prices: dict[str, float], now: float
     ) -> LiquidationView:
@@ -223,10 +217,7 @@ class Portfolio:
         margin = account.margin if account is not None else None
         equity = _decimal(margin.equity) if margin else None
         maintenance = _decimal(margin.maintenance) if margin else None
-        stated = liquidation.last if liquidation is not None else None
-        if stated is not None and stated.lasts is not None and liquidation is not None:
-            if now >= (liquidation.since or 0) + stated.lasts:
-                stated = None  # an event, shown for a while; margin speaks again
+        stated = liquidation.in_force(now) if liquidation is not None else None  # else margin speaks
         if stated is not None:
             state, since = stated.state, liquidation.since if liquidation is not None else None
             equity = _decimal(stated.equity) if equity is None and stated.equity else equity
