@@ -53,8 +53,8 @@ Design decisions where the venue is silent:
 
 * Idleness is the CLIENT's silence (the venue closes sockets that send nothing; the docs ask for a
   PING every 10 s): a socket from which no frame arrived for ``idle_timeout`` seconds (default 60) is
-  closed with 1000 ``idle timeout``. Only data frames count, not protocol-level pings, since the
-  documented heartbeat is the text ``PING``. The shared server-silence rule is switched off here.
+  closed with 1000 ``idle timeout`` (the shared idle close, with :meth:`PolymarketEmulator.idle_since`).
+  Only data frames count, not protocol-level pings, since the documented heartbeat is the text ``PING``.
 * Book faults (:meth:`~app.sim.server.EmulatorServer.arm_book_fault`, keyed by TOKEN id) apply to the
   next ``price_change`` entries of that token: ``skip`` drops them, ``duplicate`` sends them again in
   a frame of their own right after, ``reorder`` holds them back until after the token's next
@@ -72,15 +72,13 @@ Design decisions where the venue is silent:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
-import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -168,10 +166,9 @@ class PolymarketEmulator(EmulatorServer):
         seed = kwargs.get("seed", DEFAULT_SEED)
         if "engine" not in kwargs:  # the engine is the shared clock; one asset is all it needs
             kwargs["assets"] = DEFAULT_ASSETS[:1]
-        super().__init__(idle_timeout=math.inf, **kwargs)
+        super().__init__(idle_timeout=idle_timeout, **kwargs)
         if book_refresh_interval <= 0:
             raise ValueError("book_refresh_interval must be positive")
-        self.client_idle_timeout = idle_timeout
         self.legacy_price_change = legacy_price_change
         self.book_refresh_ms = int(book_refresh_interval * 1000)
         self.markets_page_size = markets_page_size
@@ -185,11 +182,9 @@ class PolymarketEmulator(EmulatorServer):
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
-        await super().start(host, port)
-        if math.isfinite(self.client_idle_timeout):
-            self.spawn(self._close_silent_connections())
-        return self
+    def idle_since(self, conn: WsConnection) -> float | None:
+        """The client's last data frame (pings do not count: the heartbeat is the text ``PING``)."""
+        return conn.state.get("last_heard")
 
     def stall(self, on: bool = True) -> None:
         super().stall(on)
@@ -197,18 +192,6 @@ class PolymarketEmulator(EmulatorServer):
             now = time.monotonic()
             for conn in self.connections:
                 conn.state["last_heard"] = now
-
-    async def _close_silent_connections(self) -> None:
-        while True:
-            await asyncio.sleep(min(1.0, self.client_idle_timeout / 4))
-            if self.stalled:
-                continue
-            deadline = time.monotonic() - self.client_idle_timeout
-            for conn in list(self.connections):
-                if not conn.closed and not conn.state.get("idle_closing") and conn.state.get("last_heard", math.inf) < deadline:
-                    conn.state["idle_closing"] = True
-                    self.stats.idle_closes += 1
-                    self.spawn(conn.close(CLOSE_NORMAL, "idle timeout"))
 
     # -- state accessors (tests, conformance harness) --------------------------------------------
 
