@@ -13,7 +13,7 @@ from app.model import Channel, ChainLeg, ChainRemoval, ChainRow, StreamKey, Stre
 from app.state import Stream
 from tests.widget_harness import OneWidgetApp, lines, row_of, stream_with, style_at
 from widgets import OptionsChainView
-from widgets._numbers import expiry_label
+from widgets._format import expiry_label
 
 JAN, FEB, MAR = 1_769_846_400, 1_772_236_800, 1_774_656_000  # 31 Jan, 28 Feb, 28 Mar 2026 08:00 UTC
 STRIKES = range(55_000, 75_001, 5_000)

@@ -30,8 +30,7 @@ from app.account import FillsData, OrdersData
 from app.model import Fill, OrderUpdate, Side, StreamState, Venue
 from app.state import Stream
 from widgets._base import Badge, Clock, stream_badge
-from widgets._format import common_decimals, format_decimal, format_time_ms, parse_decimal
-from widgets._numbers import short_market
+from widgets._format import common_decimals, format_decimal, format_time_ms, parse_decimal, short_market
 from widgets._panel import Column, Layout, PanelView, fit_columns, table_pieces
 from widgets._text import inert
 

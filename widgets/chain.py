@@ -38,8 +38,7 @@ from app.account import ChainData
 from app.model import ChainLeg, ChainRow, StreamState, Venue
 from app.state import Stream
 from widgets._base import Badge, Clock, Piece, stream_badge
-from widgets._format import common_decimals, format_decimal
-from widgets._numbers import expiry_label, iv_percent, option_price, price
+from widgets._format import common_decimals, expiry_label, format_decimal, iv_percent, option_price, price
 from widgets._panel import PanelView, pad
 from widgets._text import inert
 

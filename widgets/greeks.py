@@ -25,7 +25,7 @@ from textual.strip import Strip
 from app.model import Venue
 from app.portfolio import LegView, Portfolio, PortfolioView, UnderlyingGreeks
 from widgets._base import Badge, Piece
-from widgets._numbers import iv_percent, price, quantity, short_market, sign_of, signed
+from widgets._format import iv_percent, price, quantity, short_market, sign_of, signed
 from widgets._panel import NATURAL_HEIGHT, Column, CompactPanelView, Layout, fit_columns, pad, table_pieces
 from widgets._text import inert
 

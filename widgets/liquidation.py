@@ -37,8 +37,17 @@ from app.model import LiquidationState, Venue
 from app.account import WARNING_RATIO
 from app.portfolio import LiquidationView, Portfolio, PortfolioView, Transition
 from widgets._base import Badge, Piece
-from widgets._format import decimals_of, format_decimal
-from widgets._numbers import clock_time, duration, money, ratio, short_market, sign_of, whole_money
+from widgets._format import (
+    clock_time,
+    decimals_of,
+    duration,
+    format_decimal,
+    money,
+    ratio,
+    short_market,
+    sign_of,
+    whole_money,
+)
 from widgets._panel import CompactPanelView, first_fitting
 from widgets._text import inert
 

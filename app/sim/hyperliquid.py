@@ -277,10 +277,6 @@ class HyperliquidEmulator(EmulatorServer):
     greeting_text = "Websocket connection established."
     scenarios: ClassVar[tuple[str, ...]] = ("liquidation",)
 
-    def demo_credentials(self) -> dict[str, str]:
-        """The demo account whose account streams this emulator serves."""
-        return {"wallet": DEMO_ADDRESS}
-
     def __init__(
         self,
         *,
@@ -327,6 +323,10 @@ class HyperliquidEmulator(EmulatorServer):
         self._next_lid = 1_000_000 + int.from_bytes(hashlib.blake2b(f"{self.seed}:lid".encode(), digest_size=3).digest(), "big")
         self._scenario_start = self.engine.now_ms
         self._scenario_stage: LiquidationStage | None = None
+
+    def demo_credentials(self) -> dict[str, str]:
+        """The demo account whose account streams this emulator serves."""
+        return {"wallet": DEMO_ADDRESS}
 
     def coin(self, symbol: str) -> str:
         """Hyperliquid coin name of an engine symbol (``"HYPE/USDC"`` -> ``"@1"``)."""
