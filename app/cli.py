@@ -103,17 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         demo = bool(emulators.venues)
         # A configured wallet wins; a demo venue shows its emulator's demo account otherwise.
         wallets = {**emulators.wallets, **settings.wallets()}
-        api_keys = {**emulators.api_keys, **settings.api_keys()}
+        credentials = {**emulators.credentials, **settings.credentials()}
         service = None
         if recorder is not None:
             adapters = [
-                build_adapter(venue, endpoint, wallets.get(venue), api_keys.get(venue))
+                build_adapter(venue, endpoint, wallets.get(venue), credentials.get(venue))
                 for venue, endpoint in endpoints.items()
             ]
             service = SubscriptionService(adapters, recorder=recorder)
         faults = emulators.send if demo else None
         PerptermApp(
-            settings, endpoints, demo=demo, faults=faults, service=service, wallets=wallets, api_keys=api_keys
+            settings, endpoints, demo=demo, faults=faults, service=service, wallets=wallets, credentials=credentials
         ).run()
     finally:
         emulators.stop()  # also after SIGTERM or SIGHUP, which end the app like `q`

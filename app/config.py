@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from app.logsafe import escape
 from app.model import Venue
+from app.secrets import Credentials
 from app.venues import ADAPTERS, NETWORKS
 from app.venues.base import Endpoint
 
@@ -92,12 +93,15 @@ def theme_names() -> tuple[str, ...]:
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
-API_KEY_ENV = "PERPTERM_{venue}_API_KEY"
-"""Where a venue's API key may come from instead of the config file (``PERPTERM_PERPS_STUDIO_API_KEY``)."""
+CREDENTIAL_ENV = "PERPTERM_{venue}_{field}"
+"""Where a venue's credential may come from instead of the config file
+(``PERPTERM_PERPS_STUDIO_API_KEY``, ``PERPTERM_RAILS_API_SECRET``, ``PERPTERM_PERPEX_TOKEN``)."""
+
+CREDENTIAL_FIELDS = ("api_key", "api_secret", "token")
 
 
-def api_key_variable(venue: Venue) -> str:
-    return API_KEY_ENV.format(venue=str(venue).upper().replace("-", "_"))
+def credential_variable(venue: Venue, field: str = "api_key") -> str:
+    return CREDENTIAL_ENV.format(venue=str(venue).upper().replace("-", "_"), field=field.upper())
 
 
 class VenueSettings(BaseModel):
@@ -114,8 +118,16 @@ class VenueSettings(BaseModel):
         None, description="account address whose positions, fills and liquidation state to show"
     )
     api_key: SecretStr | None = Field(
-        None, description=f"the venue's API key (or the environment variable {API_KEY_ENV.format(venue='VENUE')})"
+        None, description="the venue's API key (or the environment variable PERPTERM_<VENUE>_API_KEY)"
     )
+    api_secret: SecretStr | None = Field(
+        None, description="the secret that goes with api_key where the venue issues tokens for both (Rails)"
+    )
+    token: SecretStr | None = Field(None, description="a bearer token (JWT) the venue issued (Perpex)")
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(self.api_key, self.api_secret, self.token)
 
     @field_validator("wallet")
     @classmethod
@@ -176,9 +188,9 @@ class Settings(BaseModel):
     def enabled_venues(self) -> list[Venue]:
         return [venue for venue, vs in self.venues.items() if vs.enabled]
 
-    def api_keys(self) -> dict[Venue, SecretStr]:
-        """The API key of each enabled venue that has one."""
-        return {venue: vs.api_key for venue, vs in self.venues.items() if vs.enabled and vs.api_key}
+    def credentials(self) -> dict[Venue, Credentials]:
+        """The credentials of each enabled venue that has any."""
+        return {venue: vs.credentials for venue, vs in self.venues.items() if vs.enabled and vs.credentials}
 
     def wallets(self) -> dict[Venue, str]:
         """The configured account address of each enabled venue that has one."""
@@ -249,7 +261,7 @@ def load_settings(
     **overrides: Any,
 ) -> Settings:
     """Read the TOML file (if any), apply command-line overrides and the API keys of the
-    environment (:func:`api_key_variable`; the file wins), validate."""
+    environment (:func:`credential_variable`; the file wins), validate."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -267,8 +279,9 @@ def load_settings(
     venues = _table(raw, "venues", "venues")
     for venue in ADAPTERS:
         venue_raw = _table(venues, str(venue), f"venues.{venue}")
-        if "api_key" not in venue_raw and (key := environ.get(api_key_variable(venue))):
-            venue_raw["api_key"] = key
+        for field in CREDENTIAL_FIELDS:
+            if field not in venue_raw and (value := environ.get(credential_variable(venue, field))):
+                venue_raw[field] = value
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
@@ -276,10 +289,11 @@ def load_settings(
 
 
 def exposed_secrets(path: Path, settings: Settings) -> str | None:
-    """A warning when the config file holds an API key and others may read it, else ``None``."""
-    if not any(vs.api_key for vs in settings.venues.values()) or "api_key" not in path.read_text(encoding="utf-8"):
+    """A warning when the config file holds a credential and others may read it, else ``None``."""
+    text = path.read_text(encoding="utf-8")
+    if not any(vs.credentials for vs in settings.venues.values()) or not any(f in text for f in CREDENTIAL_FIELDS):
         return None
     mode = path.stat().st_mode
     if not mode & (stat.S_IRGRP | stat.S_IROTH):
         return None
-    return f"{path} holds an API key and other users can read it: chmod 600 {path}"
+    return f"{path} holds a venue credential and other users can read it: chmod 600 {path}"

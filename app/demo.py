@@ -19,9 +19,9 @@ import threading
 from collections.abc import Iterable
 
 import orjson
-from pydantic import SecretStr
 
 from app.model import Venue
+from app.secrets import Credentials
 from app.sim.runner import Fault
 from app.venues.base import Endpoint
 
@@ -55,7 +55,7 @@ class EmulatorProcess:
         self.scenario = scenario
         self.endpoints: dict[Venue, Endpoint] = {}
         self.wallets: dict[Venue, str] = {}  # the emulators' demo accounts, as they announce them
-        self.api_keys: dict[Venue, SecretStr] = {}  # the emulators' demo keys (fake: they open only them)
+        self.credentials: dict[Venue, Credentials] = {}  # the emulators' demo keys and tokens (fake: only they take them)
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> dict[Venue, Endpoint]:
@@ -101,8 +101,8 @@ class EmulatorProcess:
                 self.endpoints[venue] = Endpoint(info["ws"], info["http"], extra)
                 if isinstance(wallet := info.get("wallet"), str):
                     self.wallets[venue] = wallet
-                if isinstance(api_key := info.get("api_key"), str):
-                    self.api_keys[venue] = SecretStr(api_key)
+                if credentials := Credentials.of(info):
+                    self.credentials[venue] = credentials
             except (orjson.JSONDecodeError, KeyError, ValueError):
                 continue
             if len(self.endpoints) == len(self.venues):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 from pydantic import SecretStr
 
@@ -35,6 +37,33 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return _CREDENTIAL_PARAMETER.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a venue may want from the user, each a ``SecretStr`` until a dial or request uses it:
+    an ``api_key`` (perps.studio), a key and ``api_secret`` exchanged for tokens (Rails), or a
+    ``token`` given as is (Perpex's JWT)."""
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    token: SecretStr | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[str, object]) -> Credentials:
+        """The credentials among ``values`` (an emulator's announcement, a config table); other
+        entries and non-text values are left out."""
+        return cls(**{
+            f.name: SecretStr(value) for f in fields(cls) if isinstance(value := values.get(f.name), str) and value
+        })
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+    def register(self) -> None:
+        """Redact every one of them from now on."""
+        for f in fields(self):
+            register(getattr(self, f.name))
 
 
 class RedactingFilter(logging.Filter):

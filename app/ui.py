@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from pydantic import SecretStr
 from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -46,6 +45,7 @@ from app.model import (
 )
 from app.portfolio import AccountSource, Portfolio, Transition, underlying_of
 from app.rest import RestError
+from app.secrets import Credentials
 from app.service import Subscription, SubscriptionService
 from app.sim.runner import Fault
 from app.state import BookData, MidsData, Stream, TickerData
@@ -217,16 +217,16 @@ class PerptermApp(App[None]):
         service: SubscriptionService | None = None,
         replay: bool = False,
         wallets: dict[Venue, str] | None = None,
-        api_keys: dict[Venue, SecretStr] | None = None,
+        credentials: dict[Venue, Credentials] | None = None,
     ) -> None:
         """``faults`` sends a fault to the demo's emulators (the palette's demo commands).
         ``service``: use this one instead of building one on ``endpoints`` (a recording one, a
         replay's); ``replay``: the header says REPLAY. ``wallets``: the account shown per venue
-        (its positions, Greeks, liquidation state, fills and orders); ``api_keys``: per venue that
-        needs one."""
+        (its positions, Greeks, liquidation state, fills and orders); ``credentials``: per venue that
+        needs them."""
         super().__init__()
         self.wallets = wallets or {}
-        self._api_keys = api_keys or {}
+        self._credentials = credentials or {}
         self.portfolio = Portfolio(prices=self._underlying_prices)
         self._account_handles: list[Subscription] = []
         self._price_streams: list[Stream] = []  # underlyings' prices for the portfolio's $ figures
@@ -284,7 +284,7 @@ class PerptermApp(App[None]):
         self.theme = self.settings.theme
         self.service = self._prepared if self._prepared is not None else SubscriptionService(
             [
-                build_adapter(venue, endpoint, self.wallets.get(venue), self._api_keys.get(venue))
+                build_adapter(venue, endpoint, self.wallets.get(venue), self._credentials.get(venue))
                 for venue, endpoint in self.endpoints.items()
             ],
             liveness=self._liveness,

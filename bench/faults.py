@@ -31,9 +31,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import SecretStr  # noqa: E402
 
 from app.model import Channel, Venue  # noqa: E402
+from app.secrets import Credentials  # noqa: E402
 from app.service import SubscriptionService  # noqa: E402
 from app.sim.engine import format_fixed  # noqa: E402
 from app.sim.runner import start_emulators  # noqa: E402
@@ -116,8 +116,7 @@ async def one_round(server: EmulatorServer, fault: str) -> tuple[float | None, i
     venue = Venue(server.venue)
     market = market_of(server)
     endpoint = Endpoint(server.ws_url, server.http_url, tuple(server.extra_urls().items()))
-    key = server.demo_credentials().get("api_key")  # perps.studio's demo key
-    adapter = build_adapter(venue, endpoint, None, None if key is None else SecretStr(key))
+    adapter = build_adapter(venue, endpoint, None, Credentials.of(server.demo_credentials()))
     service = SubscriptionService([adapter], liveness={venue: LIVENESS}, backoff=lambda: Backoff(0.2, 2.0))
     want = book_of(server, market)
     try:

@@ -72,10 +72,10 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import SecretStr  # noqa: E402
 
 from app.model import BookDelta, BookSnapshot, Channel, Greeks, StreamState, Venue  # noqa: E402
 from app.rest import RestClient  # noqa: E402
+from app.secrets import Credentials  # noqa: E402
 from app.service import SubscriptionService  # noqa: E402
 from app.state import BookData  # noqa: E402
 from app.venues import build_adapter  # noqa: E402
@@ -189,8 +189,8 @@ class FloodServer:
         url = self.endpoint.ws_url
         return f"{url}?apiKey={self.api_key}" if self.api_key else url
 
-    def secret(self) -> SecretStr | None:
-        return None if self.api_key is None else SecretStr(self.api_key)
+    def credentials(self) -> Credentials:
+        return Credentials.of(self.info)
 
     def _command(self, line: str) -> None:
         self.process.stdin.write(line + "\n")
@@ -348,7 +348,7 @@ async def run_raw(feed: Feed, server: FloodServer, count: int, results: Results 
 async def run_perpterm(
     feed: Feed, server: FloodServer, count: int, results: Results | None, profiler: cProfile.Profile | None = None
 ) -> None:
-    service = SubscriptionService([build_adapter(feed.venue, server.endpoint, server.wallet, server.secret())])
+    service = SubscriptionService([build_adapter(feed.venue, server.endpoint, server.wallet, server.credentials())])
     done = asyncio.Event()
     received = 0
 

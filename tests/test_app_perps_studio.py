@@ -5,10 +5,10 @@ its outcomes with percentages, RWA markets labelled with their dex."""
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr
 
 from app.config import load_settings
 from app.model import Channel, StreamState, Venue
+from app.secrets import Credentials
 from app.sim.perps_studio import DEMO_API_KEY
 from app.ui import PerptermApp
 from app.venues.base import Endpoint
@@ -26,9 +26,9 @@ async def emulators():
 
 def make_app(emulators) -> PerptermApp:
     endpoints = {venue: Endpoint(server.ws_url, server.http_url) for venue, server in emulators.items()}
-    keys = {PS: SecretStr(emulators[PS].demo_credentials()["api_key"])}
-    assert keys[PS].get_secret_value() == DEMO_API_KEY
-    return PerptermApp(load_settings(), endpoints, demo=True, liveness={v: FAST_LIVENESS for v in VENUES}, api_keys=keys)
+    credentials = {PS: Credentials.of(emulators[PS].demo_credentials())}
+    assert credentials[PS].api_key.get_secret_value() == DEMO_API_KEY
+    return PerptermApp(load_settings(), endpoints, demo=True, liveness={v: FAST_LIVENESS for v in VENUES}, credentials=credentials)
 
 
 def header(app: PerptermApp) -> str:

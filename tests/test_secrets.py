@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from app.config import ConfigError, api_key_variable, exposed_secrets, load_settings
+from app.config import ConfigError, credential_variable, exposed_secrets, load_settings
 from app.logsafe import escape
 from app.model import Venue
-from app.secrets import REDACTED, RedactingFilter, redact, register
+from app.secrets import Credentials, REDACTED, RedactingFilter, redact, register
 from app.venues import build_adapter
 from app.venues.base import Endpoint
 
@@ -21,15 +21,15 @@ KEY = "ps_test_Sup3rSecretKeyValue"
 
 
 def test_key_from_the_environment_or_the_file_and_never_in_repr(tmp_path: Path):
-    settings = load_settings(environ={api_key_variable(Venue.PERPS_STUDIO): KEY})
-    assert api_key_variable(Venue.PERPS_STUDIO) == "PERPTERM_PERPS_STUDIO_API_KEY"
-    key = settings.api_keys()[Venue.PERPS_STUDIO]
+    settings = load_settings(environ={credential_variable(Venue.PERPS_STUDIO): KEY})
+    assert credential_variable(Venue.PERPS_STUDIO) == "PERPTERM_PERPS_STUDIO_API_KEY"
+    key = settings.credentials()[Venue.PERPS_STUDIO].api_key
     assert key.get_secret_value() == KEY
     assert KEY not in repr(settings) and KEY not in str(settings.model_dump())
     path = tmp_path / "perpterm.toml"
     path.write_text(f'[venues.perps-studio]\napi_key = "{KEY}-file"\n')
-    settings = load_settings(path, environ={api_key_variable(Venue.PERPS_STUDIO): KEY})
-    assert settings.api_keys()[Venue.PERPS_STUDIO].get_secret_value() == KEY + "-file"  # the file wins
+    settings = load_settings(path, environ={credential_variable(Venue.PERPS_STUDIO): KEY})
+    assert settings.credentials()[Venue.PERPS_STUDIO].api_key.get_secret_value() == KEY + "-file"  # the file wins
 
 
 def test_a_bad_value_next_to_a_key_is_reported_without_the_key(tmp_path: Path):
@@ -61,9 +61,9 @@ def test_a_readable_config_holding_a_key_is_warned_about(tmp_path: Path):
 
 def test_registered_keys_and_url_credentials_are_redacted_everywhere():
     adapter = build_adapter(
-        Venue.HYPERLIQUID, Endpoint("ws://127.0.0.1:9/ws", "http://127.0.0.1:9"), api_key=SecretStr(KEY)
+        Venue.HYPERLIQUID, Endpoint("ws://127.0.0.1:9/ws", "http://127.0.0.1:9"), credentials=Credentials(api_key=SecretStr(KEY))
     )
-    assert adapter.api_key is not None
+    assert adapter.credentials.api_key is not None
     text = f"connect to wss://x/ws/v1/perps?apiKey={KEY} failed; header {KEY}"
     assert KEY not in redact(text) and REDACTED in redact(text)
     assert KEY not in escape(text)  # every log and status line goes through escape

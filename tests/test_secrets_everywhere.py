@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from app.config import load_settings
 from app.model import ConnectionState, Venue
 from app.record import Recorder
-from app.secrets import RedactingFilter
+from app.secrets import Credentials, RedactingFilter
 from app.service import SubscriptionService
 from app.sim.perps_studio import PerpsStudioEmulator
 from app.ui import PerptermApp
@@ -68,7 +68,7 @@ async def test_the_key_is_in_no_output(emulator, debug_log: Path, tmp_path: Path
     endpoint = Endpoint(emulator.ws_url, emulator.http_url)
     recording = tmp_path / "run.jsonl"
     recorder = Recorder(recording)
-    service = SubscriptionService([build_adapter(PS, endpoint, api_key=SecretStr(key))], recorder=recorder)
+    service = SubscriptionService([build_adapter(PS, endpoint, credentials=Credentials(api_key=SecretStr(key)))], recorder=recorder)
     settings = load_settings(venue=str(PS), market="perps:hyperliquid:BTC")
     app = PerptermApp(settings, {PS: endpoint}, liveness={PS: FAST_LIVENESS}, service=service)
     outputs: list[str] = []

@@ -31,6 +31,7 @@ from app.service import Subscription, SubscriptionService
 from app.sim.perps_studio import BOOK_LEVELS, DEMO_API_KEY, PerpsStudioEmulator, _best_first, _prediction_levels
 from app.sim.server import WsConnection
 from app.supervisor import Backoff, Connection
+from app.secrets import Credentials
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness
 from app.venues.perps_studio import PerpsStudioAdapter, split_market
@@ -89,10 +90,10 @@ async def service(studio: StudioEmulator) -> AsyncIterator[Callable[..., Subscri
     def make(api_key: str | None = DEMO_API_KEY, adapter_cls: type[PerpsStudioAdapter] | None = None,
              liveness: Liveness = QUICK, **kwargs: Any) -> SubscriptionService:  # fmt: skip
         endpoint = Endpoint(studio.ws_url, studio.http_url)
-        key = None if api_key is None else SecretStr(api_key)
-        adapter = build_adapter(PS, endpoint, None, key)
+        credentials = Credentials(api_key=None if api_key is None else SecretStr(api_key))
+        adapter = build_adapter(PS, endpoint, None, credentials)
         if adapter_cls is not None:
-            adapter = adapter_cls(endpoint, adapter.rest, None, key)
+            adapter = adapter_cls(endpoint, adapter.rest, None, credentials)
         kwargs.setdefault("idle_grace", 0.2)
         svc = SubscriptionService([adapter], liveness={PS: liveness}, backoff=lambda: Backoff(initial=0.05, maximum=0.4), **kwargs)
         made.append(svc)
@@ -278,7 +279,7 @@ async def test_raw_refusals_leave_the_socket_open(studio):
         "rwas": ("hyperliquid", "orderbook", {"symbol": "TSLA", "dex": "xyz"}),
         "predictions": ("polymarket", "prices", {"marketId": studio.market_ids[0]}),
     }
-    adapter = build_adapter(PS, Endpoint(studio.ws_url, studio.http_url), None, SecretStr(DEMO_API_KEY))
+    adapter = build_adapter(PS, Endpoint(studio.ws_url, studio.http_url), None, Credentials(api_key=SecretStr(DEMO_API_KEY)))
     for vertical, (provider, channel, params) in cases.items():
         async with raw_client(studio, vertical) as ws:
             for missing in params:
@@ -346,7 +347,7 @@ async def test_pings_keep_a_socket_without_subscriptions_open_while_an_idle_clie
 
         def make(liveness: Liveness) -> SubscriptionService:
             # The socket outlives its last stream by 30 s (a market switch would reuse it).
-            adapter = build_adapter(PS, endpoint, None, SecretStr(DEMO_API_KEY))
+            adapter = build_adapter(PS, endpoint, None, Credentials(api_key=SecretStr(DEMO_API_KEY)))
             return SubscriptionService([adapter], liveness={PS: liveness}, backoff=lambda: Backoff(0.05, 0.4), idle_grace=30.0)
 
         pinging = make(Liveness(ping_interval=0.3, probe_after=0.5, pong_timeout=1.0))

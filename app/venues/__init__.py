@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
-from app import secrets
 from app.model import Venue
 from app.rest import RateLimiter, RestClient
+from app.secrets import Credentials
 from app.venues import aster, hypercall, hyperliquid, perps_studio, polymarket
 from app.venues.base import Endpoint, VenueAdapter
 
@@ -29,13 +27,14 @@ NETWORKS: dict[Venue, dict[str, Endpoint]] = {
 
 
 def build_adapter(
-    venue: Venue, endpoint: Endpoint, wallet: str | None = None, api_key: SecretStr | None = None
+    venue: Venue, endpoint: Endpoint, wallet: str | None = None, credentials: Credentials | None = None
 ) -> VenueAdapter:
     """The venue's adapter with a REST client limited to the venue's request weight, serving the
-    account of ``wallet`` if given, using ``api_key`` where the venue wants one (registered for
-    redaction from here on)."""
+    account of ``wallet`` if given, using ``credentials`` where the venue wants them (registered
+    for redaction from here on)."""
     cls = ADAPTERS[venue]
+    credentials = credentials or Credentials()
+    credentials.register()
     limit = cls.rest_weight_per_minute
     rest = RestClient(endpoint.http_url, limiter=None if limit is None else RateLimiter(limit))
-    secrets.register(api_key)
-    return cls(endpoint, rest, wallet, api_key)
+    return cls(endpoint, rest, wallet, credentials)

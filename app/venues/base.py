@@ -21,10 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import SecretStr
-
 from app.model import ACCOUNT_CHANNELS, Channel, MarketEvent, MarketInfo, StreamKey, Venue
 from app.rest import RestClient
+from app.secrets import Credentials
 from app.state import StreamData, new_state
 
 
@@ -186,15 +185,16 @@ class VenueAdapter(ABC):
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 
     def __init__(
-        self, endpoint: Endpoint, rest: RestClient, wallet: str | None = None, api_key: SecretStr | None = None
+        self, endpoint: Endpoint, rest: RestClient, wallet: str | None = None, credentials: Credentials | None = None
     ) -> None:
         """``wallet``: the account whose channels (:data:`~app.model.ACCOUNT_CHANNELS`) to
-        serve; without one those channels are refused by :meth:`check`. ``api_key``: the venue's
-        key, for venues that need one (kept a ``SecretStr`` until a dial or request uses it)."""
+        serve; without one those channels are refused by :meth:`check`. ``credentials``: the
+        venue's key, secret or token, for venues that need them (each kept a ``SecretStr`` until a
+        dial or request uses it)."""
         self.endpoint = endpoint
         self.rest = rest
         self.wallet = wallet
-        self.api_key = api_key
+        self.credentials = credentials or Credentials()
 
     def group(self, key: StreamKey) -> Hashable:
         """Streams of different groups never share a connection (hosts, paths, auth scopes)."""

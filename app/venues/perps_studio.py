@@ -124,8 +124,8 @@ class PerpsStudioAdapter(VenueAdapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.api_key is not None:
-            self.rest.headers["X-API-Key"] = self.api_key.get_secret_value()
+        if (key := self.credentials.api_key) is not None:
+            self.rest.headers["X-API-Key"] = key.get_secret_value()
 
     # --- subscriptions -------------------------------------------------------------------------
 
@@ -158,7 +158,8 @@ class PerpsStudioAdapter(VenueAdapter):
 
     async def dial(self, group: Hashable) -> Dial:
         base = _VERTICAL_PATH.sub("", self.endpoint.ws_url.rstrip("/"))
-        query = f"?{urlencode({'apiKey': self.api_key.get_secret_value()})}" if self.api_key else ""
+        key = self.credentials.api_key
+        query = f"?{urlencode({'apiKey': key.get_secret_value()})}" if key else ""
         return Dial(f"{base}/{group}{query}")
 
     def subscription(self, key: StreamKey) -> dict[str, Any]:

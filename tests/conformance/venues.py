@@ -51,6 +51,7 @@ from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.polymarket import PolymarketEmulator
 from app.sim.predictions import DEFAULT_MARKETS, BinaryMarket
 from app.sim.server import EmulatorServer
+from app.secrets import Credentials
 from app.venues import ADAPTERS, build_adapter
 from app.venues.base import Endpoint, VenueAdapter
 from app.venues.perps_studio import VERTICALS, split_market
@@ -106,14 +107,14 @@ class VenueCase:
     seed: int = 7
     advance_ms: int = 1000  # one step of the emulator's clock: long enough for every periodic push
     wallet: str | None = None  # the account the account channels' sample keys are about
-    api_key: SecretStr | None = None  # the key of a venue that wants one (the emulator's demo key)
+    credentials: Credentials = Credentials()  # what a venue that wants them needs (the emulator's demo ones)
 
     @property
     def name(self) -> str:
         return str(self.venue)
 
     def adapter(self, endpoint: Endpoint) -> VenueAdapter:
-        return build_adapter(self.venue, endpoint, self.wallet, self.api_key)
+        return build_adapter(self.venue, endpoint, self.wallet, self.credentials)
 
     def endpoint(self, server: EmulatorServer) -> Endpoint:
         """The endpoint of a running emulator, with the further URLs it advertises (Aster's spot
@@ -489,7 +490,7 @@ PERPS_STUDIO = VenueCase(
     emulator_book=_studio_book,
     book_message=_studio_book_message,
     seed=_PS_SEED,
-    api_key=SecretStr(DEMO_API_KEY),
+    credentials=Credentials(api_key=SecretStr(DEMO_API_KEY)),
 )
 
 #: Every venue the harness runs; one per adapter in ``app.venues.ADAPTERS``.
