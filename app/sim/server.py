@@ -46,6 +46,11 @@ Fault controls, for the reconnect supervisor's tests (all synchronous unless not
 * ``await`` :meth:`~EmulatorServer.flood` (each venue implements it with
   :meth:`~EmulatorServer.send_burst`) sends order-book frames as fast as the transports take them.
 
+Upgrades: a venue that vets the handshake (a token in a subprotocol, required query parameters)
+overrides :meth:`~EmulatorServer.check_upgrade`, which refuses with an HTTP response or names the
+subprotocols the server may select; the shared fault suite dials every venue with
+:meth:`~EmulatorServer.demo_connect`, the arguments a valid demo client passes.
+
 Server-silence idle close: a connection the server has sent nothing to for ``idle_timeout`` seconds
 is closed with 1000 (Hyperliquid reference §2.3, 60 s; the close code is a design decision there).
 A venue measuring idleness otherwise overrides :meth:`~EmulatorServer.idle_since` (e.g. client
@@ -72,7 +77,7 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from app.sim.engine import AssetSpec, MarketEngine, StepEvents
 
-__all__ = ["BOOK_FAULTS", "DEFAULT_SEED", "EmulatorServer", "EmulatorStats", "WsConnection"]
+__all__ = ["BOOK_FAULTS", "DEFAULT_SEED", "EmulatorServer", "EmulatorStats", "RollingLimit", "WsConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +96,39 @@ class EmulatorStats:
     """Counters since the server object was created (they survive restart)."""
 
     connections_accepted: int = 0  # WebSocket upgrades
+    ws_refused: int = 0  # upgrades refused with an HTTP error (see EmulatorServer.check_upgrade)
     http_requests: int = 0
     frames_sent: int = 0  # WebSocket data frames, all connections
     frames_received: int = 0
     dropped_slow_consumers: int = 0
     idle_closes: int = 0
     lifetime_closes: int = 0
+
+
+class RollingLimit:
+    """At most ``limit`` events within any ``period`` seconds (a sliding log of their monotonic times).
+
+    One mechanism for every rate limit the venues document, whether a venue closes the socket, answers
+    an error or returns HTTP 429: only admitted events count, so a refused client is told exactly when
+    the oldest admitted event leaves the window.
+    """
+
+    def __init__(self, limit: float, period: float) -> None:
+        self.limit = limit
+        self.period = period
+        self._times: deque[float] = deque()
+
+    def admit(self) -> float:
+        """Count one event and return 0.0, or, over the limit, count nothing and return the seconds
+        until an event would be admitted."""
+        now = time.monotonic()
+        times = self._times
+        while times and now - times[0] >= self.period:
+            times.popleft()
+        if len(times) < self.limit:
+            times.append(now)
+            return 0.0
+        return max(times[0] + self.period - now, 1e-6)
 
 
 class WsConnection:
@@ -261,6 +293,11 @@ class EmulatorServer:
     def demo_credentials(self) -> dict[str, str]:
         """Credentials a client needs for this emulator (``api_key``, ``token``, ``wallet``); none by default."""
         return {}
+
+    def demo_connect(self) -> dict[str, Any]:
+        """Keyword arguments for ``websockets.asyncio.client.connect`` that open a socket this venue
+        accepts, as a demo client would (a venue needing a key, a token or a query overrides it)."""
+        return {"uri": self.ws_url}
 
     @property
     def stalled(self) -> bool:
@@ -441,7 +478,11 @@ class EmulatorServer:
         return getattr(request.match_info, "handler", None) == self._ws_handler
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=False, max_msg_size=self.max_message_size)
+        verdict = self.check_upgrade(request)
+        if isinstance(verdict, web.StreamResponse):
+            self.stats.ws_refused += 1
+            return verdict
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=self.max_message_size, protocols=verdict)
         await ws.prepare(request)
         self.stats.connections_accepted += 1
         if request.transport is not None:
@@ -624,6 +665,12 @@ class EmulatorServer:
     def http_routes(self) -> list[web.RouteDef]:
         return []
 
+    def check_upgrade(self, request: web.Request) -> web.StreamResponse | tuple[str, ...]:
+        """Vet an upgrade request before it is accepted: an HTTP response refuses it (e.g. 401 for a
+        bad token); otherwise the subprotocols the server may select, of which aiohttp echoes the
+        first the client offered (none by default). Runs before any fault control's rejection."""
+        return ()
+
     async def on_ws_open(self, conn: WsConnection) -> None:
         """Called after the upgrade (and the optional greeting)."""
 
@@ -641,12 +688,8 @@ class EmulatorServer:
         for any connection whose ``state["closing"]`` an emulator has set."""
         if conn.state.get("closing"):
             return False
-        arrivals: deque[float] = conn.state.setdefault("arrivals", deque())
-        now = time.monotonic()
-        while arrivals and now - arrivals[0] >= 1.0:
-            arrivals.popleft()
-        arrivals.append(now)
-        if len(arrivals) <= per_second:
+        arrivals: RollingLimit = conn.state.setdefault("arrivals", RollingLimit(per_second, 1.0))
+        if not arrivals.admit():
             return True
         conn.state["closing"] = True
         await conn.close(code, reason)
