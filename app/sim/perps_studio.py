@@ -405,6 +405,10 @@ class PerpsStudioEmulator(EmulatorServer):
     def demo_credentials(self) -> dict[str, str]:
         return {"api_key": DEMO_API_KEY if DEMO_API_KEY in self.api_keys else sorted(self.api_keys)[0]}
 
+    def demo_connect(self) -> dict[str, Any]:
+        """The perps socket with the demo key as ``?apiKey=`` (without a key it closes at once)."""
+        return {"uri": f"{self.ws_url}?apiKey={self.demo_credentials()['api_key']}"}
+
     def ws_url_of(self, vertical: str) -> str:
         """The socket URL of a vertical (without the key)."""
         if vertical not in VERTICALS:
