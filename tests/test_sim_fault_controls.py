@@ -1,8 +1,8 @@
 """The shared fault controls, on every emulator: one suite, so a venue cannot lack one.
 
-Venue-neutral: a raw WebSocket on the venue's socket URL (with the demo key where the venue wants
-one) and plain HTTP, no venue message. What a venue does with a stall or an ignored request needs
-its own messages and stays in that venue's emulator tests."""
+Venue-neutral: a raw WebSocket opened as the venue's demo client would (``demo_connect``: its key,
+token or query where the venue wants one) and plain HTTP, no venue message. What a venue does with
+a stall or an ignored request needs its own messages and stays in that venue's emulator tests."""
 
 from __future__ import annotations
 
@@ -29,14 +29,9 @@ async def emu(request: pytest.FixtureRequest) -> AsyncIterator[EmulatorServer]:
         await server.stop()
 
 
-def socket_url(emu: EmulatorServer) -> str:
-    key = emu.demo_credentials().get("api_key")
-    return emu.ws_url + (f"?apiKey={key}" if key else "")
-
-
 @asynccontextmanager
 async def opened(emu: EmulatorServer) -> AsyncIterator[ClientConnection]:
-    async with connect(socket_url(emu), open_timeout=5, close_timeout=1) as ws:
+    async with connect(**emu.demo_connect(), open_timeout=5, close_timeout=1) as ws:
         yield ws
 
 
