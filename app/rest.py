@@ -7,13 +7,16 @@ the venue's error body escaped (no control characters) and cut short.
 
 Every request of one venue goes through one :class:`RateLimiter`, so a reconnect that refetches
 twenty snapshots queues behind the venue's limit instead of bursting into a ban; a 429 (or 418,
-or 503) with ``Retry-After`` pauses the whole venue for that long.
+or 503) with ``Retry-After`` pauses the whole venue for that long. Venues that count per API key
+(Perpex: 120 a minute) get one limiter per key (:func:`shared_limiter`), whoever uses the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,32 +40,65 @@ class RestError(Exception):
 
 
 class RateLimiter:
-    """A token bucket of ``per_minute`` request weight, refilled continuously, plus a pause that a
-    venue's Retry-After imposes on every request."""
+    """At most ``per_minute`` request weight in any ``window`` seconds, plus a pause that a venue's
+    Retry-After imposes on every request.
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.capacity = per_minute
-        self._rate = per_minute / 60.0
-        self._tokens = per_minute
+    A sliding window, not a token bucket: a bucket holding a minute's weight and refilled
+    continuously lets through up to twice the limit within one minute, which a venue counting a
+    rolling minute answers with 429. Whatever a sliding window lets through, a bucket of the same
+    limit would too, so this is safe whichever way the venue counts. ``margin`` seconds are added
+    to the window for the two clocks and the network between them.
+    """
+
+    def __init__(
+        self, per_minute: float, *, window: float = 60.0, margin: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.capacity = per_minute * window / 60.0
+        self._span = window + margin
+        self._sent: deque[tuple[float, float]] = deque()  # (when, weight) within the span
+        self._used = 0.0
         self._clock = clock
-        self._updated = clock()
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def acquire(self, weight: float = 1.0) -> None:
-        async with self._lock:  # first come, first served
-            while True:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self._rate)
-                self._updated = now
-                wait = self._paused_until - now
-                if wait <= 0 and self._tokens >= weight:
-                    self._tokens -= weight
-                    return
-                await asyncio.sleep(max(wait, (weight - self._tokens) / self._rate, 0.001))
+        """Wait until ``weight`` fits in the window, then count it. No lock: waiters that wake
+        together check again, and only the ones that fit go (no lock also means no event loop
+        bound to a limiter shared by several clients)."""
+        weight = min(weight, self.capacity)  # heavier than the limit: alone in a window
+        while True:
+            now = self._clock()
+            while self._sent and self._sent[0][0] <= now - self._span:
+                self._used -= self._sent.popleft()[1]
+            wait = self._paused_until - now
+            if wait <= 0 and self._used + weight <= self.capacity:
+                self._sent.append((now, weight))
+                self._used += weight
+                return
+            if wait <= 0:  # until enough of the oldest requests leave the window
+                freed, wait = 0.0, 0.0
+                for sent_at, sent_weight in self._sent:
+                    freed += sent_weight
+                    wait = sent_at + self._span - now
+                    if self._used - freed + weight <= self.capacity:
+                        break
+            await asyncio.sleep(max(wait, 0.001))
+
+
+_shared: dict[tuple[str, str], RateLimiter] = {}
+
+
+def shared_limiter(scope: str, secret: str | None, per_minute: float) -> RateLimiter:
+    """The one limiter of ``scope`` (a venue and host) for requests made with ``secret`` (an
+    API key or token; ``None``: unauthenticated, counted per address), so every client using the
+    key draws on the venue's one allowance. The key is held only as a hash."""
+    fingerprint = "" if secret is None else hashlib.sha256(secret.encode()).hexdigest()
+    limiter = _shared.get((scope, fingerprint))
+    if limiter is None or limiter.capacity != per_minute:
+        limiter = _shared[(scope, fingerprint)] = RateLimiter(per_minute)
+    return limiter
 
 
 class RestClient:

@@ -5,8 +5,10 @@ reference counted per :class:`~app.model.StreamKey`: two widgets on one stream s
 subscription and one :class:`~app.state.Stream` (one book, one tape). Streams of a venue are
 multiplexed over as few supervised connections as the venue allows; a new connection is opened when
 the adapter's per-connection limit is reached (or when two streams' frames could not be told apart
-on one socket). The upstream unsubscribe is sent when the last handle closes, so switching market is
-"subscribe the new key, then close the old handle" on the same socket, with no reconnect.
+on one socket), and when unsubscribes leave room, the streams of the emptiest connection move to the
+others and it closes (make before break: each moved stream goes live on its new socket first). The
+upstream unsubscribe is sent when the last handle closes, so switching market is "subscribe the new
+key, then close the old handle" on the same socket, with no reconnect.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class SubscriptionService:
         self._connections: dict[tuple[Venue, Hashable], list[Connection]] = {}
         self._idle_grace = idle_grace
         self._closing: set[asyncio.Task[None]] = set()
-        self._rotations: dict[Connection, Connection] = {}  # old -> its replacement being synced
+        self._moves: dict[Connection, Connection] = {}  # old -> where its streams are being synced
         self._labels = count(1)
         self._markets: dict[Venue, list[MarketInfo]] = {}
         self._last_resync: dict[StreamKey, float] = {}
@@ -176,6 +178,8 @@ class SubscriptionService:
         group = adapter.group(key)
         conns = self._connections.setdefault((adapter.venue, group), [])
         for connection in conns:
+            if self._moves.get(connection) in conns:
+                continue  # being emptied into a sibling: about to close
             if connection.can_carry(key):
                 return connection
         connection = self._new_connection(adapter, group)
@@ -207,9 +211,11 @@ class SubscriptionService:
         self._last_resync.pop(key, None)
         connection = self._carrier.pop(key)
         connection.remove(key)
+        # Both only if still so after a grace period: a market switch reuses the room it freed.
         if not connection.streams:
-            # Closed only if still empty after a grace period: a market switch reuses the socket.
             asyncio.get_running_loop().call_later(self._idle_grace, self._close_if_idle, connection)
+        else:
+            asyncio.get_running_loop().call_later(self._idle_grace, self._rebalance, connection.adapter, connection.group)
 
     def _close_if_idle(self, connection: Connection) -> None:
         conns = self._connections.get((connection.adapter.venue, connection.group), [])
@@ -311,29 +317,51 @@ class SubscriptionService:
         due = max(now, self._last_resync.get(stream.key, -math.inf) + RESYNC_SPACING)
         self._last_resync[stream.key] = due
         if (connection := self._holder(stream)) is not None:
-            connection.refresh(stream, delay=due - now)
+            connection.resync(stream, delay=due - now)
 
     def _holder(self, stream: Stream) -> Connection | None:
         """The connection feeding this very stream object (a rotation's shadow has its own)."""
         if (connection := self._carrier.get(stream.key)) is not None and connection.streams.get(stream.key) is stream:
             return connection
-        return next((new for new in self._rotations.values() if new.streams.get(stream.key) is stream), None)
+        return next((new for new in self._moves.values() if new.streams.get(stream.key) is stream), None)
 
-    # --- planned rotation: make before break --------------------------------------------------
+    # --- make before break: rotation and rebalancing ------------------------------------------
 
     def rotate(self, old: Connection) -> None:
-        """Replace ``old`` before the venue ends it (its lifetime): see :meth:`_rotate`."""
-        if old not in self._rotations:
-            self._rotations[old] = new = self._new_connection(old.adapter, old.group)
-            task = asyncio.get_running_loop().create_task(self._rotate(old, new))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        """Replace ``old`` before the venue ends it (its lifetime, a token's expiry) with a new
+        connection of the same group carrying all its streams, then close it."""
+        if old not in self._moves:
+            self._move(old, self._new_connection(old.adapter, old.group), replace=True)
 
-    async def _rotate(self, old: Connection, new: Connection) -> None:
-        """Open ``new`` with shadow copies of ``old``'s streams; once every shadow is live, swap
-        their state into the streams the widgets hold, hand the streams to ``new`` and close
+    def _rebalance(self, adapter: VenueAdapter, group: Hashable) -> None:
+        """If the group's streams now fit on fewer connections, move the emptiest connection's
+        streams to the others' free room and close it."""
+        conns = [c for c in self._connections.get((adapter.venue, group), []) if c.streams]
+        if len(conns) < 2 or any(c in self._moves or c in self._moves.values() for c in conns):
+            return
+        room = adapter.max_subscriptions_per_connection
+        source = min(conns, key=lambda c: len(c.streams))
+        # All to one other connection, the fullest that takes them (a move split over several
+        # is not worth its complexity: the next release looks again).
+        fits = [
+            c for c in conns
+            if c is not source and len(c.streams) + len(source.streams) <= room and all(c.can_carry(k) for k in source.streams)
+        ]  # fmt: skip
+        if fits:
+            self._move(source, max(fits, key=lambda c: len(c.streams)), replace=False)
+
+    def _move(self, old: Connection, new: Connection, *, replace: bool) -> None:
+        self._moves[old] = new
+        task = asyncio.get_running_loop().create_task(self._move_streams(old, new, replace=replace))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _move_streams(self, old: Connection, new: Connection, *, replace: bool) -> None:
+        """Subscribe shadow copies of ``old``'s streams on ``new``; once every shadow is live,
+        swap their state into the streams the widgets hold, hand the streams to ``new`` and close
         ``old`` quietly. The screen never shows a gap; if ``new`` cannot sync in time, ``old``
-        simply lives out its lifetime and reconnects as after any drop."""
+        keeps its streams (and, rotating, lives out its lifetime and reconnects as after any
+        drop). ``replace``: ``new`` is a fresh connection taking ``old``'s place in the group."""
         shadows = {key: Stream(key, old.adapter.state_for(key)) for key in old.streams}
         try:
             for shadow in shadows.values():
@@ -345,16 +373,22 @@ class SubscriptionService:
                     raise TimeoutError
                 await asyncio.sleep(0.05)
         except TimeoutError:
-            log.warning("%s: replacement did not sync in %.0fs; keeping it until the venue drops it", old.label, ROTATION_TIMEOUT)
-            await new.close()
+            log.warning("%s: streams did not sync on %s in %.0fs; staying where they are", old.label, new.label, ROTATION_TIMEOUT)
+            if replace:
+                await new.close()
+            else:
+                for key, shadow in shadows.items():
+                    if new.streams.get(key) is shadow:
+                        new.remove(key)
             return
         finally:
-            del self._rotations[old]
-        for key in list(new.streams):
-            if (stream := old.streams.get(key)) is None:
-                new.remove(key)  # released during the rotation
+            del self._moves[old]
+        for key, shadow in shadows.items():
+            if new.streams.get(key) is not shadow:
                 continue
-            shadow = shadows[key]
+            if (stream := old.streams.get(key)) is None:
+                new.remove(key)  # released during the move
+                continue
             shadow.data.generation = max(shadow.data.generation, stream.data.generation + 1)  # repaint
             stream.data, stream.last_data_at, stream.confirmed, stream.fresh = (
                 shadow.data, shadow.last_data_at, True, True
@@ -363,10 +397,13 @@ class SubscriptionService:
             self._carrier[key] = new
             self.settle(stream)
         for key, stream in old.streams.items():
-            if key not in shadows:  # subscribed during the rotation
+            if key not in shadows:  # subscribed during the move
                 new.add(stream)
                 self._carrier[key] = new
         conns = self._connections[(old.adapter.venue, old.group)]
-        conns[conns.index(old)] = new
+        if replace:
+            conns[conns.index(old)] = new
+        else:
+            conns.remove(old)
         old.streams.clear()
         await old.close()

@@ -55,6 +55,7 @@ from app.venues.base import (
     Decoded,
     Handshake,
     Liveness,
+    Refused,
     VenueAdapter,
     VenueError,
 )
@@ -163,6 +164,7 @@ class Connection:
         self._skip_backoff = False
         self._closing = False
         self._lifetime: float | None = None  # the current socket's, from its dial
+        self._not_before = 0.0  # no attempt before then (a token endpoint's Retry-After)
         self._recorder = recorder  # --record: every inbound frame and snapshot response
         self._path = ""  # the dialled URL's path (never its query: it may carry a key), for recording
         self._sessions = 0  # sockets opened; a reconnect is recorded as a new session of the label
@@ -190,7 +192,7 @@ class Connection:
         self._unanswered.pop(key, None)
         self._refusals.pop(key, None)
         self._cancel_stream_task(key)
-        if self._ws is not None:
+        if self._ws is not None and key.channel not in self.adapter.polled:
             request_id = next(self._request_ids)
             self._send_all(self.adapter.unsubscribe_messages([key], request_id, remaining=list(self.streams)))
 
@@ -200,16 +202,21 @@ class Connection:
 
     def _subscribe(self, streams: list[Stream], *, initial: bool = False) -> None:
         """Subscribe ``streams`` in as few messages as the adapter makes (``initial``: the first
-        request of a new socket, which some venues shape differently) and fetch their snapshots."""
+        request of a new socket, which some venues shape differently) and fetch their snapshots
+        (a polled stream's, again and again)."""
         now = self._clock()
         for stream in streams:
             stream.begin()
-            self._unanswered[stream.key] = (now, 1)
+            if stream.key.channel not in self.adapter.polled:
+                self._unanswered[stream.key] = (now, 1)
         self._request([stream.key for stream in streams], initial=initial)
         for stream in streams:
             self.refresh(stream)
 
     def _request(self, keys: list[StreamKey], *, initial: bool = False) -> None:
+        keys = [key for key in keys if key.channel not in self.adapter.polled]
+        if not keys:
+            return
         request_id = next(self._request_ids)
         if self.adapter.acks_by_id:
             self._requests[request_id] = keys
@@ -221,6 +228,22 @@ class Connection:
         task = self._stream_tasks.get(stream.key)
         if task is None or task.done():
             self._stream_tasks[stream.key] = asyncio.create_task(self._fetch_snapshot(stream, delay))
+
+    def resync(self, stream: Stream, delay: float = 0.0) -> None:
+        """Get the stream's whole state again after ``delay`` seconds: from the socket where the
+        venue resends it on request (:meth:`VenueAdapter.resync_messages`), else over REST."""
+        messages = self.adapter.resync_messages(stream.key)
+        if messages is None:
+            self.refresh(stream, delay)
+            return
+        task = self._stream_tasks.get(stream.key)
+        if task is None or task.done():
+            self._stream_tasks[stream.key] = asyncio.create_task(self._ask_again(stream, messages, delay))
+
+    async def _ask_again(self, stream: Stream, messages: list[str], delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.streams.get(stream.key) is stream and self._open:
+            self._send_all(messages)
 
     def adopt(self, stream: Stream) -> None:
         """Carry ``stream`` in place of the same key's stream here (a rotation's shadow), without
@@ -252,10 +275,15 @@ class Connection:
                     )
                 await asyncio.sleep(delay)
                 continue
-            if self.streams.get(stream.key) is stream:
-                for event in events:
-                    self._sink.ingest(stream, event, from_snapshot=True)
-            return
+            if self.streams.get(stream.key) is not stream:
+                return
+            for event in events:
+                self._sink.ingest(stream, event, from_snapshot=True)
+            if (every := self.adapter.polled.get(stream.key.channel)) is None:
+                return
+            self._sink.confirm(stream)  # REST is all the venue has for it: the answer is the stream
+            backoff.reset()
+            await asyncio.sleep(every)
 
     def _cancel_stream_task(self, key: StreamKey) -> None:
         if (task := self._stream_tasks.pop(key, None)) is not None:
@@ -313,7 +341,15 @@ class Connection:
         self._set_state(ConnectionState.CONNECTING)
         self._session_data_since = None
         try:
-            dial = await self.adapter.dial(self.group)
+            dial = await self.adapter.dial(self.group, list(self.streams))
+        except Refused as exc:
+            self._fail(escape(exc, 160))
+            return None
+        except RestError as exc:  # fetching a token failed: retried like a failed connect
+            if exc.retry_after:
+                self._not_before = self._clock() + exc.retry_after
+            return f"token request failed: {exc}"
+        try:
             self._lifetime = dial.max_lifetime
             self._path = urlsplit(dial.url).path or "/"
             async with connect(
@@ -384,7 +420,7 @@ class Connection:
                         return item.message
 
     async def _wait_backoff(self, reason: str) -> None:
-        delay = self.backoff.next_delay()
+        delay = max(self.backoff.next_delay(), self._not_before - self._clock())
         self.reconnects += 1
         self.retry_at = self._clock() + delay
         self._set_state(ConnectionState.RECONNECTING, reason)

@@ -161,7 +161,7 @@ def test_a_cut_off_last_line_and_a_missing_file_are_named(tmp_path, capsys):
 class KeyedHyperliquid(HyperliquidAdapter):
     """Dials with an API key in the query string, as some venues want."""
 
-    async def dial(self, group):
+    async def dial(self, group, keys=()):
         return Dial(self.endpoint.ws_url + "?apiKey=SECRET-KEY-123&x=1")
 
 

@@ -76,11 +76,11 @@ class FlakyUrlAdapter(HyperliquidAdapter):
 
     failures = 1
 
-    async def dial(self, group):
+    async def dial(self, group, keys=()):
         if self.failures:
             self.failures -= 1
             raise RuntimeError("bug while dialling")
-        return await super().dial(group)
+        return await super().dial(group, keys)
 
 
 async def test_connection_task_error_shows_failed_then_retries(make_service, emulator):
@@ -237,8 +237,8 @@ def test_field_readers_keep_the_venue_string():
 class ShortLivedAdapter(HyperliquidAdapter):
     """As if the venue ended every connection after 1.5 s (Aster's 24 h, shortened)."""
 
-    async def dial(self, group):
-        dial = await super().dial(group)
+    async def dial(self, group, keys=()):
+        dial = await super().dial(group, keys)
         return Dial(dial.url, max_lifetime=1.5)
 
 

@@ -150,8 +150,8 @@ async def test_unknown_interval_is_refused_before_any_request(service, aster):
 
 
 class ShortLivedAster(AsterAdapter):
-    async def dial(self, group):
-        dial = await super().dial(group)
+    async def dial(self, group, keys=()):
+        dial = await super().dial(group, keys)
         return Dial(dial.url, max_lifetime=2.0)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from app.model import Venue
-from app.rest import RateLimiter, RestClient
+from app.rest import RateLimiter, RestClient, shared_limiter
 from app.secrets import Credentials
 from app.venues import aster, hypercall, hyperliquid, perps_studio, polymarket
 from app.venues.base import Endpoint, VenueAdapter
@@ -36,5 +38,10 @@ def build_adapter(
     credentials = credentials or Credentials()
     credentials.register()
     limit = cls.rest_weight_per_minute
-    rest = RestClient(endpoint.http_url, limiter=None if limit is None else RateLimiter(limit))
+    limiter = None if limit is None else RateLimiter(limit)
+    if limit is not None and cls.rest_limit_per_key:
+        secret = credentials.token or credentials.api_key
+        scope = f"{venue}:{urlsplit(endpoint.http_url).netloc}"
+        limiter = shared_limiter(scope, None if secret is None else secret.get_secret_value(), limit)
+    rest = RestClient(endpoint.http_url, limiter=limiter)
     return cls(endpoint, rest, wallet, credentials)

@@ -18,7 +18,7 @@ REST paths, which the venue keeps serving; we send at most 4 messages a second, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -118,7 +118,7 @@ class AsterAdapter(VenueAdapter):
         spot = is_spot(key.market) if key.channel is not Channel.ALL_MIDS else key.param("kind") == "spot"
         return "spot" if spot else "perp"
 
-    async def dial(self, group: Hashable) -> Dial:
+    async def dial(self, group: Hashable, keys: Sequence[StreamKey] = ()) -> Dial:
         url = self.endpoint.url("spot_ws") if group == "spot" else None
         return Dial(url or self.endpoint.ws_url, max_lifetime=LIFETIME)
 

@@ -16,7 +16,7 @@ frames cannot be told apart) are never put on the same connection.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,6 +29,12 @@ from app.state import StreamData, new_state
 
 class DecodeError(ValueError):
     """A frame could not be understood; counted and reported, never fatal."""
+
+
+class Refused(Exception):
+    """The venue refused our credentials before a socket opened (its token endpoint said 401), or
+    they cannot work (a token past its expiry): the connection goes FAILED with this message and
+    is not retried until the user asks. The message is shown: never put a secret in it."""
 
 
 SHAPE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError)
@@ -177,10 +183,15 @@ class VenueAdapter(ABC):
     funding_period: ClassVar[str] = "1h"
     # REST request weight per minute the venue allows (None: no limit); requests queue behind it.
     rest_weight_per_minute: ClassVar[float | None] = None
+    # Whether that limit counts per API key (every client of the key shares it) or per client.
+    rest_limit_per_key: ClassVar[bool] = False
     # Outbound messages per second the venue tolerates on one socket (None: no limit).
     max_messages_per_second: ClassVar[float | None] = None
     # Whether acks and errors name the request by id (then the connection remembers each id).
     acks_by_id: ClassVar[bool] = False
+    # Channels the venue serves over REST alone, fetched every so many seconds while subscribed
+    # (Rails' market data for the ticker): no socket message, live from the first answer.
+    polled: ClassVar[dict[Channel, float]] = {}
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 
@@ -200,8 +211,10 @@ class VenueAdapter(ABC):
         """Streams of different groups never share a connection (hosts, paths, auth scopes)."""
         return ()
 
-    async def dial(self, group: Hashable) -> Dial:
-        """How to connect for ``group``; called before every attempt."""
+    async def dial(self, group: Hashable, keys: Sequence[StreamKey] = ()) -> Dial:
+        """How to connect for ``group``, carrying ``keys``; called before every attempt (a venue
+        that takes its streams in the URL names them here; raise :class:`Refused` for credentials
+        that cannot work)."""
         return Dial(self.endpoint.ws_url)
 
     def handshake(self, group: Hashable) -> Handshake | None:
@@ -252,6 +265,12 @@ class VenueAdapter(ABC):
 
     def unsubscribe_message(self, key: StreamKey) -> str:
         raise NotImplementedError(f"{type(self).__name__} unsubscribes in batches")
+
+    def resync_messages(self, key: StreamKey) -> list[str] | None:
+        """Messages that make the venue send ``key``'s state again on its socket (Rails'
+        ``emitPublicOrderBook``, an unsubscribe and subscribe where a subscribe starts with a
+        snapshot); ``None``: a resync fetches :meth:`snapshot` over REST."""
+        return None
 
     def ping_message(self) -> str | None:
         """An application-level ping, or ``None`` to probe with a WebSocket ping frame."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlencode
 
@@ -156,7 +156,7 @@ class PerpsStudioAdapter(VenueAdapter):
     def group(self, key: StreamKey) -> Hashable:
         return split_market(key.market)[0]  # one socket path per vertical
 
-    async def dial(self, group: Hashable) -> Dial:
+    async def dial(self, group: Hashable, keys: Sequence[StreamKey] = ()) -> Dial:
         base = _VERTICAL_PATH.sub("", self.endpoint.ws_url.rstrip("/"))
         key = self.credentials.api_key
         query = f"?{urlencode({'apiKey': key.get_secret_value()})}" if key else ""
