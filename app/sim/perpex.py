@@ -849,7 +849,7 @@ class PerpexEmulator(EmulatorServer):
         self._authenticate(conn, claims)
         await conn.send(orjson.dumps({"op": "auth", "success": True, "id": request_id}))
 
-    def _parse_subscription(self, conn: WsConnection, message: dict[str, Any]) -> tuple[_Sub, dict[str, Any]]:
+    def _parse_subscription(self, message: dict[str, Any]) -> tuple[_Sub, dict[str, Any]]:
         """The stream a (un)subscribe names and its ack's fields (module docstring's check order)."""
         channel = message.get("channel")
         if channel is None:
@@ -884,7 +884,7 @@ class PerpexEmulator(EmulatorServer):
         return sub, ack
 
     async def _subscription(self, conn: WsConnection, op: str, message: dict[str, Any], request_id: Any) -> None:
-        sub, ack = self._parse_subscription(conn, message)
+        sub, ack = self._parse_subscription(message)
         subs: dict[tuple[str, str, str], _Sub] = conn.state["subs"]
         if op == "unsubscribe":
             active = subs.pop(sub.key, None)
@@ -942,7 +942,7 @@ class PerpexEmulator(EmulatorServer):
             return {"bids": self._levels(sub.symbol, sub.view[0], True), "asks": self._levels(sub.symbol, sub.view[1], False)}
         if sub.channel == "trades":
             assert spec is not None
-            return [self._trade_row(spec, trade) for trade in self.engine.recent_trades(spec.symbol, SNAPSHOT_TRADES)]
+            return [self._trade_row(trade) for trade in self.engine.recent_trades(spec.symbol, SNAPSHOT_TRADES)]
         if sub.channel == "candles":
             assert spec is not None
             now = self.engine.now_ms
@@ -958,7 +958,7 @@ class PerpexEmulator(EmulatorServer):
         return {"positions": positions, "account": self._account_json(figures)}
 
     @staticmethod
-    def _trade_row(spec: AssetSpec, trade: Trade) -> dict[str, Any]:
+    def _trade_row(trade: Trade) -> dict[str, Any]:
         return {"id": f"t-{trade.tid}", "price": trade.px_str, "size": trade.sz_str, "side": trade.side, "ts": trade.time}
 
     @staticmethod
@@ -986,7 +986,7 @@ class PerpexEmulator(EmulatorServer):
                 self._book_seq[symbol] += 1
             trades = events.trades.get(spec.symbol)
             if trades:
-                rows = [self._trade_row(spec, trade) for trade in trades]
+                rows = [self._trade_row(trade) for trade in trades]
                 for conn, sub in self._audience("trades", symbol):
                     await self._push(conn, sub, "update", rows)
         if now - self._book_pushed >= BOOK_INTERVAL_MS:
