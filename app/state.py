@@ -67,6 +67,9 @@ class BookSync(StrEnum):
     SNAPSHOT_THEN_DELTAS = "snapshot"  # deltas without sequence follow a snapshot (Polymarket)
     CHAIN_PREVIOUS = "pu"  # sequenced deltas, each naming the previous one's last id (Aster perps)
     CHAIN_NEXT = "next"  # sequenced deltas, each starting at the previous last id + 1 (Aster spot)
+    # The socket's own snapshot starts a count that each delta continues by one (Perpex): deltas
+    # before it belong to an earlier subscription and are dropped, not buffered.
+    SOCKET_SEQUENCED = "socket"
 
 
 class BookData(StreamData):
@@ -102,7 +105,12 @@ class BookData(StreamData):
 
     @property
     def _chained(self) -> bool:
-        return self.sync in (BookSync.CHAIN_PREVIOUS, BookSync.CHAIN_NEXT)
+        return self.sync is not BookSync.FULL and self.sync is not BookSync.SNAPSHOT_THEN_DELTAS
+
+    @property
+    def _next_follows(self) -> bool:
+        """Each update starts at the previous one's last id + 1."""
+        return self.sync is BookSync.CHAIN_NEXT or self.sync is BookSync.SOCKET_SEQUENCED
 
     def apply(self, event: MarketEvent) -> None:
         if isinstance(event, BookSnapshot):
@@ -130,8 +138,8 @@ class BookData(StreamData):
         """A snapshot older than the book held (a slow REST answer, a reordered push): by
         sequence where the venue numbers its updates, by time otherwise."""
         book = self.book
-        if not self.synced or book.empty:
-            return False
+        if not self.synced or book.empty or self.sync is BookSync.SOCKET_SEQUENCED:
+            return False  # (a socket snapshot starts a new count: never older)
         if book.sequence is not None and event.sequence is not None:
             return event.sequence < book.sequence
         return book.time_ms is not None and event.time_ms is not None and event.time_ms < book.time_ms
@@ -153,7 +161,7 @@ class BookData(StreamData):
     def _hold(self, delta: BookDelta) -> None:
         """Before the snapshot: keep sequenced deltas for it, drop the others (the venue's
         snapshot on the socket will include them)."""
-        if not self._chained:
+        if not self._chained or self.sync is BookSync.SOCKET_SEQUENCED:
             return
         if len(self._buffer) >= self._buffer_limit:
             self._buffer.clear()
@@ -162,7 +170,7 @@ class BookData(StreamData):
 
     def _covered(self, delta: BookDelta, snapshot_id: int) -> bool:
         last = _sequence(delta.last_sequence)
-        return last < snapshot_id or (self.sync is BookSync.CHAIN_NEXT and last == snapshot_id)
+        return last < snapshot_id or (self._next_follows and last == snapshot_id)
 
     def _apply_delta(self, delta: BookDelta, snapshot_id: int | None = None) -> None:
         if self._chained:
@@ -178,7 +186,7 @@ class BookData(StreamData):
         elif self.sync is BookSync.CHAIN_PREVIOUS:
             if delta.previous_sequence != self._last_id:
                 self._gap(f"update {first}-{last} follows {delta.previous_sequence}, not {self._last_id}")
-        elif first != self._last_id + 1:
+        elif first != self._last_id + 1:  # CHAIN_NEXT, SOCKET_SEQUENCED
             self._gap(f"update {first}-{last} does not follow {self._last_id}")
 
     def _straddles(self, delta: BookDelta, first: int, last: int, snapshot_id: int) -> bool:
@@ -187,7 +195,7 @@ class BookData(StreamData):
         quiet book's next update can start well after ``L``; the documented ``U <= L <= u`` is
         then never met, but ``pu <= L <= u`` (the previous update is in the snapshot, this one
         goes past it) proves the same and holds in both cases."""
-        if self.sync is BookSync.CHAIN_NEXT:
+        if self._next_follows:
             return first <= snapshot_id + 1 <= last
         previous = delta.previous_sequence
         return last >= snapshot_id and (first <= snapshot_id or (previous is not None and previous <= snapshot_id))

@@ -165,6 +165,7 @@ class Connection:
         self._closing = False
         self._lifetime: float | None = None  # the current socket's, from its dial
         self._not_before = 0.0  # no attempt before then (a token endpoint's Retry-After)
+        self._final_error: str | None = None  # a venue error that ended the session for good
         self._recorder = recorder  # --record: every inbound frame and snapshot response
         self._path = ""  # the dialled URL's path (never its query: it may carry a key), for recording
         self._sessions = 0  # sockets opened; a reconnect is recorded as a new session of the label
@@ -392,6 +393,10 @@ class Connection:
         if (fatal := self.adapter.fatal_close(code, reason)) is not None:
             self._fail(f"{fatal} (close {code})")
             return None
+        if self._final_error is not None:
+            final, self._final_error = self._final_error, None
+            self._fail(final)
+            return None
         since = self._session_data_since
         if since is not None and self.last_data_at is not None and self.last_data_at - since >= self.healthy_after:
             self.backoff.reset()  # it delivered for a while: a drop now is news, not a pattern
@@ -544,6 +549,11 @@ class Connection:
         self._log.warning(kind, f"{self.label}: bad frame #{self.decode_errors}: {problem}")
 
     def _venue_error(self, error: VenueError) -> None:
+        if error.final:
+            self._final_error = escape(error.message, 160)
+            if self._ws is not None:
+                self._ws.transport.abort()
+            return
         streams = self._streams_named(error.subscription, error.request_id, partial=error.partial)
         message = escape(error.message)
         if not streams:

@@ -399,7 +399,7 @@ class PerptermApp(App[None]):
         fills = self.query_one(FillsOrdersView)
         for venue in self.venues:
             adapter = self.service.adapters.get(venue)
-            if adapter is None or not adapter.wallet:
+            if adapter is None or not adapter.has_account:
                 continue
             streams: dict[Channel, Stream] = {}
             for channel in (*ACCOUNT_STREAMS, Channel.ALL_MIDS):

@@ -241,6 +241,15 @@ KEYS = {
         StreamKey(Venue.PERPS_STUDIO, Channel.ALL_MIDS, "perps:aster"),
         StreamKey(Venue.PERPS_STUDIO, Channel.ALL_MIDS, "predictions:polymarket:0xabc"),
     ],
+    Venue.PERPEX: [
+        StreamKey(Venue.PERPEX, Channel.BOOK, "BTC-USD"),
+        StreamKey(Venue.PERPEX, Channel.TRADES, "ETH-USD"),
+        StreamKey(Venue.PERPEX, Channel.CANDLES, "SOL-USD", freeze_params({"interval": "5m"})),
+        StreamKey(Venue.PERPEX, Channel.TICKER, "BTC-USD"),
+        StreamKey(Venue.PERPEX, Channel.POSITIONS),
+        StreamKey(Venue.PERPEX, Channel.LIQUIDATION),
+        StreamKey(Venue.PERPEX, Channel.FILLS),
+    ],
     Venue.HYPERCALL: [
         StreamKey(Venue.HYPERCALL, Channel.BOOK, "BTC-20260131-100000-C"),
         StreamKey(Venue.HYPERCALL, Channel.TRADES, "ETH-20260131-3500-P"),

@@ -7,7 +7,7 @@
   ``{"fault": "restart"}``), and exits when stdin reaches its end: the demo holds the other end of
   that pipe, so the emulators go away with the demo however it ends, even by ``kill -9`` (portable,
   unlike ``prctl(PR_SET_PDEATHSIG)``). ``--scenario NAME`` goes to the emulators whose class lists it
-  in :attr:`~app.sim.server.EmulatorServer.scenarios` (``liquidation``: Hyperliquid, Hypercall).
+  in :attr:`~app.sim.server.EmulatorServer.scenarios` (``liquidation``: Hyperliquid, Hypercall, Perpex).
 * :func:`start_emulators` starts several venues in the running event loop (async tests).
 * :class:`EmulatorThread` runs them on a private event loop in a daemon thread, for synchronous
   clients (the official Hyperliquid SDK, ccxt) and for benchmarks; fault controls are called through
@@ -32,6 +32,7 @@ from typing import Any, Literal, Self, TypeVar, get_args
 from app.sim.aster import AsterEmulator
 from app.sim.hypercall import HypercallEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
+from app.sim.perpex import PerpexEmulator
 from app.sim.perps_studio import PerpsStudioEmulator
 from app.sim.polymarket import PolymarketEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
@@ -40,13 +41,14 @@ __all__ = ["VENUE_EMULATORS", "EmulatorThread", "Fault", "FaultInjector", "main"
 
 T = TypeVar("T")
 
-#: Emulator class per venue id (ids to come: perpex, rails).
+#: Emulator class per venue id (id to come: rails).
 VENUE_EMULATORS: dict[str, type[EmulatorServer]] = {
     "hyperliquid": HyperliquidEmulator,
     "aster": AsterEmulator,
     "polymarket": PolymarketEmulator,
     "hypercall": HypercallEmulator,
     "perps-studio": PerpsStudioEmulator,
+    "perpex": PerpexEmulator,
 }
 
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from app.model import Venue
 from app.rest import RateLimiter, RestClient, shared_limiter
 from app.secrets import Credentials
-from app.venues import aster, hypercall, hyperliquid, perps_studio, polymarket
+from app.venues import aster, hypercall, hyperliquid, perpex, perps_studio, polymarket
 from app.venues.base import Endpoint, VenueAdapter
 
 ADAPTERS: dict[Venue, type[VenueAdapter]] = {
@@ -16,6 +16,7 @@ ADAPTERS: dict[Venue, type[VenueAdapter]] = {
     Venue.POLYMARKET: polymarket.PolymarketAdapter,
     Venue.HYPERCALL: hypercall.HypercallAdapter,
     Venue.PERPS_STUDIO: perps_studio.PerpsStudioAdapter,
+    Venue.PERPEX: perpex.PerpexAdapter,
 }
 
 # Named public endpoints per venue ("mainnet", "testnet", ...), for config and --endpoint.
@@ -25,6 +26,7 @@ NETWORKS: dict[Venue, dict[str, Endpoint]] = {
     Venue.POLYMARKET: polymarket.NETWORKS,
     Venue.HYPERCALL: hypercall.NETWORKS,
     Venue.PERPS_STUDIO: perps_studio.NETWORKS,
+    Venue.PERPEX: perpex.NETWORKS,
 }
 
 

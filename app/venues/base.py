@@ -87,12 +87,14 @@ class Ack:
 class VenueError:
     """An error message from the venue; ``subscription`` or ``request_id`` is set when it names
     the request it refuses (``partial``: as for :class:`Ack`; the refusal is then every
-    subscription the echo fits, e.g. all of an invalid channel's)."""
+    subscription the echo fits, e.g. all of an invalid channel's). ``final``: the connection
+    cannot go on as it is (its token expired): it is closed and not retried until the user asks."""
 
     message: str
     subscription: Any = None
     request_id: int | None = None
     partial: bool = False
+    final: bool = False
 
 
 @dataclass(slots=True)
@@ -235,8 +237,16 @@ class VenueAdapter(ABC):
         """Raise ``ValueError`` with a clear message if the venue cannot serve ``key``."""
         if key.channel not in self.channels:
             raise ValueError(f"{self.venue} has no {key.channel} channel")
-        if key.channel in ACCOUNT_CHANNELS and not self.wallet:
-            raise ValueError(f"{self.venue} {key.channel}: no wallet configured")
+        if key.channel in ACCOUNT_CHANNELS and not self.has_account:
+            raise ValueError(f"{self.venue} {key.channel}: {self.account_missing}")
+
+    @property
+    def has_account(self) -> bool:
+        """Whether the account channels have an account to be about: a configured wallet, or
+        on venues where the credentials name the account (a token's subject), those."""
+        return bool(self.wallet)
+
+    account_missing: ClassVar[str] = "no wallet configured"
 
     def state_for(self, key: StreamKey) -> StreamData:
         """The state a stream of ``key`` folds into; venues with delta books pick their sync here."""
