@@ -75,6 +75,8 @@ DEFAULT_MARKETS: dict[Venue, str] = {
     Venue.HYPERLIQUID: "BTC",
     Venue.ASTER: "BTCUSDT",
     Venue.PERPS_STUDIO: "perps:hyperliquid:BTC",
+    Venue.PERPEX: "BTC-USD",
+    Venue.RAILS: "BTC-USDT",
 }
 
 ACCOUNT_STREAMS = (Channel.POSITIONS, Channel.LIQUIDATION, Channel.FILLS, Channel.ORDERS)

@@ -9,6 +9,7 @@ import pytest
 
 from app.config import load_settings
 from app.model import Channel, LiquidationState, StreamState, Venue
+from app.secrets import Credentials
 from app.sim.engine import DEMO_ADDRESS
 from app.ui import OptionsChainScreen, PerptermApp
 from app.venues.base import Endpoint
@@ -116,3 +117,33 @@ async def test_an_option_chosen_from_the_chain_drives_book_trades_and_chart(emul
         await eventually(lambda: "underlying of" in text(app.query_one("#chart")), what="the chart titled as such")
         header = lambda: str(app.query_one("#header").render())  # noqa: E731
         await eventually(lambda: all(word in header() for word in ("mark", "IV", "Δ", "index")), what="option header")
+
+
+async def test_a_perpex_liquidation_alert_reaches_the_widget():
+    """Perpex's account comes from its token, not a wallet: ``positions`` feeds the Greeks (a perp's
+    delta is its size) and its ``liquidation_warning`` and ``liquidated`` events the panel."""
+    async with running([Venue.PERPEX]) as servers:
+        perpex = servers[Venue.PERPEX]
+        endpoints = {Venue.PERPEX: Endpoint(perpex.ws_url, perpex.http_url)}
+        credentials = {Venue.PERPEX: Credentials.of(perpex.demo_credentials())}
+        app = PerptermApp(
+            load_settings(venue="perpex", market="BTC-USD"), endpoints, demo=True,
+            liveness={Venue.PERPEX: FAST_LIVENESS}, credentials=credentials,
+        )  # fmt: skip
+        bells: list[int] = []
+        app.bell = lambda: bells.append(1)  # type: ignore[method-assign]
+        async with app.run_test(size=(140, 45)) as pilot:
+            liquidation, greeks = app.query_one(LiquidationStateView), app.query_one(PortfolioGreeksView)
+            states = lambda: {v.venue: v.state for v in app.portfolio.view.venues}  # noqa: E731
+            await eventually(lambda: states().get(Venue.PERPEX) is LiquidationState.NORMAL, timeout=10, what="normal")
+            await eventually(lambda: "BTC-USD" in text(greeks) and "ETH-USD" in text(greeks), what="positions")
+
+            perpex.set_liquidation_stage("warning")
+            await eventually(lambda: states()[Venue.PERPEX] is LiquidationState.WARNING, timeout=8, what="warning")
+            await eventually(lambda: bells and liquidation.alerting, what="the alert")
+            assert "perpex: Normal → Warning" in text(liquidation) and "WARNING" in text(liquidation)
+
+            perpex.set_liquidation_stage("liquidating")
+            await eventually(lambda: states()[Venue.PERPEX] is LiquidationState.LIQUIDATING, timeout=8, what="liquidated")
+            assert "LIQUIDATING" in text(liquidation)
+            await pilot.pause()
