@@ -530,7 +530,8 @@ class RailsEmulator(EmulatorServer):
         book = self._order_book(conn, content)
         if content.get("cancelBy", "orderId") != "orderId":
             raise _Refusal(400, "cancelBy must be orderId")
-        order = self._orders.get(content.get("orderId"))  # type: ignore[arg-type]
+        order_id = content.get("orderId")
+        order = self._orders.get(order_id) if isinstance(order_id, str) else None
         account = conn.state["account"]
         if order is None or order.book is not book:
             raise _Refusal(404, "order not found")
