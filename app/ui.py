@@ -62,6 +62,7 @@ from widgets import (
     StatusBar,
     TradeTapeView,
 )
+from widgets._format import at_most
 from widgets._text import inert
 
 
@@ -78,6 +79,9 @@ DEFAULT_MARKETS: dict[Venue, str] = {
     Venue.PERPEX: "BTC-USD",
     Venue.RAILS: "BTC-USDT",
 }
+
+HEADER_PRICE_DECIMALS = 6  # a header price of a market whose tick is unknown: at most this many places
+FUNDING_DECIMALS = 8  # 0.00001501 (1.5 bp): finer than any venue's funding step
 
 ACCOUNT_STREAMS = (Channel.POSITIONS, Channel.LIQUIDATION, Channel.FILLS, Channel.ORDERS)
 CLOSE_LIMIT = 2.0  # seconds the exit waits for the connections to close
@@ -412,23 +416,24 @@ class PerptermApp(App[None]):
             if Channel.ALL_MIDS in streams:
                 self._price_streams.append(streams.pop(Channel.ALL_MIDS))
             account, liquidation = streams.get(Channel.POSITIONS), streams.get(Channel.LIQUIDATION)
-            self.portfolio.sources.append(
-                AccountSource(
-                    venue,
-                    account=account.data if account is not None and isinstance(account.data, AccountData) else None,
-                    liquidation=(
-                        liquidation.data
-                        if liquidation is not None and isinstance(liquidation.data, LiquidationData)
-                        else None
-                    ),
-                    live=partial(_all_live, list(streams.values())),
+            if account is not None or liquidation is not None:  # Rails has orders and fills only
+                self.portfolio.sources.append(
+                    AccountSource(
+                        venue,
+                        account=account.data if account is not None and isinstance(account.data, AccountData) else None,
+                        liquidation=(
+                            liquidation.data
+                            if liquidation is not None and isinstance(liquidation.data, LiquidationData)
+                            else None
+                        ),
+                        live=partial(_all_live, list(streams.values())),
+                    )
                 )
-            )
             if Channel.FILLS in streams:
                 fills.bind_fills(venue, streams[Channel.FILLS])
             if Channel.ORDERS in streams:
                 fills.bind_orders(venue, streams[Channel.ORDERS])
-        self.query_one("#account").display = bool(self.portfolio.sources)
+        self.query_one("#account").display = bool(self._account_handles)
 
     def _underlying_prices(self) -> dict[str, float]:
         """Underlying -> price from the venues' price maps; a later venue's (Hypercall's index,
@@ -712,14 +717,17 @@ class PerptermApp(App[None]):
             if ticker is not None:
                 live = ticker_stream.state is StreamState.LIVE
                 style = "" if live else "dim"
+                info = self._info(self.selection.venue, self.selection.market)
+                places = HEADER_PRICE_DECIMALS if info is None or info.price_decimals is None else info.price_decimals + 1
                 if ticker.mark:
-                    header.append(f"   mark {inert(ticker.mark)}", style=style)
+                    header.append(f"   mark {inert(at_most(ticker.mark, places))}", style=style)
                 elif ticker.last:
-                    header.append(f"   last {inert(ticker.last)}", style=style)
+                    header.append(f"   last {inert(at_most(ticker.last, places))}", style=style)
                 if ticker.index:
-                    header.append(f"  index {inert(ticker.index)}", style=style)
+                    header.append(f"  index {inert(at_most(ticker.index, places))}", style=style)
                 if ticker.funding_rate and adapter is not None:
-                    header.append(f"  funding {inert(ticker.funding_rate)}/{adapter.funding_period_of(ticker.market)}", style=style)
+                    rate = at_most(ticker.funding_rate, FUNDING_DECIMALS)
+                    header.append(f"  funding {inert(rate)}/{adapter.funding_period_of(ticker.market)}", style=style)
                 change = _change_24h(ticker.mark or ticker.last, ticker.prev_day_price)
                 if change is not None:
                     header.append(f"  24h {change:+.2f}%", style="green" if change >= 0 else "red")

@@ -45,6 +45,15 @@ def common_decimals(values: Iterable[Decimal]) -> int:
     return max((decimals_of(value) for value in values), default=0)
 
 
+def at_most(text: str, decimals: int) -> str:
+    """A venue's decimal text shortened to ``decimals`` places when it has more (Rails sends an
+    index like ``97593.3871999584``); as sent otherwise, so what fits is shown exactly."""
+    value = parse_decimal(text)
+    if value is None or decimals_of(value) <= decimals:
+        return text
+    return f"{value.quantize(Decimal(1).scaleb(-decimals)):f}"
+
+
 def format_decimal(value: Decimal, decimals: int) -> str:
     """``value`` with thousands separators and exactly ``decimals`` decimals."""
     return f"{value:,.{decimals}f}"
