@@ -8,9 +8,11 @@ times include the venues' push cadences (Hyperliquid books every 0.5 s, Aster di
 Polymarket books refreshed at least every 5 s, Hypercall books pushed only when they change, at most
 every 0.5 s: the bench follows an ETH option of the nearest expiry near the money, one of the
 busiest books, whose book changes in about two of three seconds; perps.studio whole books of
-``perps:hyperliquid:BTC`` on change, at most every 0.5 s, with the emulator's demo API key).
+``perps:hyperliquid:BTC`` on change, at most every 0.5 s, with the emulator's demo API key; Perpex
+deltas of BTC-USD's top 20 every 100 ms, numbered per socket, a gap resynced on the socket by
+unsubscribe and subscribe).
 
-    python bench/faults.py [--rounds 3] [--venues hyperliquid,aster,polymarket,hypercall,perps-studio]
+    python bench/faults.py [--rounds 3] [--venues hyperliquid,aster,polymarket,hypercall,perps-studio,perpex]
 
 A book fault counts as recovered only once the venue has used it (its next book update), timed
 from when it was armed. The machine is shared and noisy: read the times as orders of magnitude,
@@ -50,9 +52,11 @@ DEADLINE = 20.0
 def book_of(server: EmulatorServer, market: str) -> Callable[[], Any]:
     """The emulator's whole book of ``market`` as (price, size) strings, best first."""
     venue = server.venue
-    if venue == "hyperliquid":
+    if venue in ("hyperliquid", "perpex"):  # the engine's top 20 (Perpex names the coin "<COIN>-USD")
+        coin = server.markets[market].symbol if venue == "perpex" else market  # type: ignore[attr-defined]
+
         def read() -> Any:
-            bids, asks = server.engine.book(market)  # type: ignore[attr-defined]
+            bids, asks = server.engine.book(coin)
             return [(px, sz) for px, sz, _ in bids], [(px, sz) for px, sz, _ in asks]
     elif venue == "aster":
         def read() -> Any:
@@ -88,7 +92,8 @@ def market_of(server: EmulatorServer) -> str:
         nearest = server.underlyings["ETH"].expiries[0]  # type: ignore[attr-defined]
         listed = server.instruments.values()  # type: ignore[attr-defined]
         return min((i for i in listed if i.und.name == "ETH" and i.expiry_ms == nearest and i.is_call), key=lambda i: abs(i.strike - spot)).name
-    return {"hyperliquid": "BTC", "aster": "BTCUSDT", "perps-studio": "perps:hyperliquid:BTC"}.get(server.venue) or server.token_ids[0]  # type: ignore[attr-defined]
+    named = {"hyperliquid": "BTC", "aster": "BTCUSDT", "perps-studio": "perps:hyperliquid:BTC", "perpex": "BTC-USD"}
+    return named.get(server.venue) or server.token_ids[0]  # type: ignore[attr-defined]
 
 
 async def inject(server: EmulatorServer, market: str, fault: str) -> None:
@@ -180,7 +185,7 @@ async def main(venues: list[str], rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--venues", default="hyperliquid,aster,polymarket,hypercall,perps-studio")
+    parser.add_argument("--venues", default="hyperliquid,aster,polymarket,hypercall,perps-studio,perpex")
     args = parser.parse_args()
     logging.getLogger("perpterm").setLevel(logging.ERROR)  # the resyncs are counted in the table
     asyncio.run(main(args.venues.split(","), args.rounds))

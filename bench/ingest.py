@@ -13,7 +13,7 @@ flood, interleaved (the order alternates between rounds), so machine noise hits 
   subscription service's ingest, the book sync (``BookData``) and the exact order book (Decimal
   keys) — everything except render.
 
-Feeds (``--venues``, default all six):
+Feeds (``--venues``, default all seven):
 
 - ``hyperliquid``: ``l2Book`` snapshots of BTC, 20 + 20 levels, ~1.6 KB each (each replaces the book);
 - ``aster``: BTCUSDT ``@depth@100ms`` diff depth into a ~1000-level-a-side book. Before any client
@@ -32,10 +32,13 @@ Feeds (``--venues``, default all six):
   emulator's own formatting and cycles them. perpterm follows the account's positions stream;
 - ``perps-studio``: perps.studio ``orderbook`` frames of ``perps:hyperliquid:BTC`` on the perps
   vertical's socket (the demo API key in the URL), 20 + 20 ``{price,size}`` levels, ~1.6 KB each
-  (each replaces the book; the venue's own ``flood``, sizes varied, the last frame the true book).
+  (each replaces the book; the venue's own ``flood``, sizes varied, the last frame the true book);
+- ``perpex``: Perpex ``orderbook`` updates of BTC-USD (one bid level each, ~130 B, its size varied,
+  the last frame restoring it) continuing the socket's ``seq`` from the 20 + 20 snapshot the public
+  socket got on subscribe (the venue's own ``flood``).
 
 After each perpterm flood (outside the timed window) the bench checks that the stream is still LIVE
-and was never resynced and, for Aster, Polymarket, Hypercall and perps.studio, that perpterm's book
+and was never resynced and, for Aster, Polymarket, Hypercall, perps.studio and Perpex, that perpterm's book
 equals the emulator's REST book level for level.
 
 Prints one table: messages/s (wall) and CPU µs/message for each consumer, and perpterm / raw as a
@@ -44,7 +47,7 @@ busy each consumer was: a raw loop well under ~95 % busy was waiting for frames 
 the emulator's process loses its core), so its msgs/s and the msgs/s ratio are then flattering and
 the CPU ratio is the one to read.
 
-Usage: ``python bench/ingest.py [--venues hyperliquid,aster,polymarket,hypercall,hypercall-greeks,perps-studio] [--messages N |
+Usage: ``python bench/ingest.py [--venues hyperliquid,aster,polymarket,hypercall,hypercall-greeks,perps-studio,perpex] [--messages N |
 --messages aster=10000,hyperliquid=20000] [--rounds 5]``; ``--profile VENUE [--top 25]`` instead
 runs one perpterm flood of that venue under cProfile and prints where the time goes (cProfile
 inflates call-heavy code, so read it for shares, not absolute µs).
@@ -103,6 +106,9 @@ async def main(venue):
         from app.sim.perps_studio import PerpsStudioEmulator
         emulator = PerpsStudioEmulator(seed=3, autostep=False, idle_timeout=600, rest_rate_limit=10**6)
         market = "perps:hyperliquid:BTC"
+    elif venue == "perpex":
+        from app.sim.perpex import PerpexEmulator
+        emulator, market = PerpexEmulator(seed=3, autostep=False), "BTC-USD"
     else:
         from app.sim.polymarket import PolymarketEmulator
         emulator = PolymarketEmulator(seed=3, autostep=False, idle_timeout=600)
@@ -256,6 +262,13 @@ async def raw_perps_studio(ws: Any, server: FloodServer) -> Callable[[Any], bool
     return lambda message: message.get("channel") == "orderbook"
 
 
+async def raw_perpex(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
+    await ws.send(orjson.dumps({"op": "subscribe", "channel": "orderbook", "symbol": server.market, "depth": 20, "id": 1}).decode())
+    await ws.recv()  # the ack
+    await ws.recv()  # the snapshot
+    return lambda message: message.get("channel") == "orderbook"
+
+
 async def raw_hypercall_greeks(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
     await ws.send(orjson.dumps({"type": "Authenticate", "wallet": server.wallet}).decode())
     await ws.recv()  # Authenticated
@@ -315,6 +328,13 @@ FEEDS: dict[str, Feed] = {
         20_000,
         raw_perps_studio,
         lambda server: ("/v1/perps/hyperliquid/markets/BTC/orderbook", {"depth": 20}),
+    ),
+    "perpex": Feed(
+        Venue.PERPEX,
+        "Perpex orderbook delta, 1 level into 20+20",
+        20_000,
+        raw_perpex,
+        lambda server: (f"/api/v1/orderbook/{server.market}", {"depth": 20}),
     ),
 }
 

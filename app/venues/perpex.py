@@ -303,8 +303,8 @@ class PerpexAdapter(VenueAdapter):
                 listed.append(
                     MarketInfo(
                         self.venue, symbol, symbol, "perp",
-                        price_decimals=_decimals(fields.decimal_text(market["tickSize"], "tickSize")),
-                        size_decimals=_decimals(fields.decimal_text(market["stepSize"], "stepSize")),
+                        price_decimals=_decimals(market["tickSize"], "tickSize"),
+                        size_decimals=_decimals(market["stepSize"], "stepSize"),
                     )
                 )  # fmt: skip
             return listed
@@ -324,8 +324,13 @@ def _subscription_of_id(request_id: str) -> dict[str, str]:
     return {"channel": channel, **({"symbol": symbol} if symbol else {}), **({"interval": interval} if interval else {})}
 
 
-def _decimals(step: str) -> int:
-    return len(step.partition(".")[2].rstrip("0"))
+def _decimals(step: Any, what: str) -> int:
+    """The decimals of a tick or step size; more than 20 (other venues' explicit precisions' bound)
+    is no market's step, and a display cannot give them room."""
+    decimals = len(fields.decimal_text(step, what).partition(".")[2].rstrip("0"))
+    if decimals > 20:
+        raise DecodeError(f"{what} has more than 20 decimals: {fields.shown(step)}")
+    return decimals
 
 
 def _levels(raw: Any, what: str) -> list[Level]:
@@ -375,7 +380,7 @@ def _candle(symbol: str, interval: str, row: dict[str, Any]) -> Candle:
         market=symbol,
         interval=interval,
         open_time_ms=opened,
-        close_time_ms=opened + INTERVAL_MS[interval] - 1,
+        close_time_ms=fields.time_ms(opened + INTERVAL_MS[interval] - 1, "candle close time"),  # a bar may open in 2099
         open=fields.price(row["o"], "candle.o"),
         high=fields.price(row["h"], "candle.h"),
         low=fields.price(row["l"], "candle.l"),
@@ -410,12 +415,14 @@ def _position(row: dict[str, Any]) -> Position:
     side = row["side"]
     if side not in ("long", "short"):
         raise DecodeError(f"position.side is not long or short: {fields.shown(side)}")
+    if side == "short" and size.strip("0."):
+        size = fields.decimal_text(f"-{size}", "position.size", signed=True)  # the sign may make it too long
     liquidation = row.get("liquidationPrice")
     return Position(
         market=symbol,
-        underlying=symbol.partition("-")[0],
+        underlying=fields.name(symbol.partition("-")[0], "position underlying"),  # "-X" names none
         kind="perp",
-        size=f"-{size}" if side == "short" and size.strip("0.") else size,
+        size=size,
         entry_price=fields.optional_decimal(row.get("entryPrice"), "position.entryPrice"),
         mark_price=fields.optional_decimal(row.get("markPrice"), "position.markPrice"),
         unrealized_pnl=fields.optional_decimal(row.get("unrealizedPnl"), "position.unrealizedPnl", signed=True),

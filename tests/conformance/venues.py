@@ -48,6 +48,7 @@ from app.sim.engine import DEMO_ADDRESS, format_fixed
 from app.sim.hypercall import HypercallEmulator
 from app.sim.perps_studio import DEMO_API_KEY, PerpsStudioEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
+from app.sim.perpex import DEMO_SUBJECT as PERPEX_DEMO, PerpexEmulator
 from app.sim.polymarket import PolymarketEmulator
 from app.sim.predictions import DEFAULT_MARKETS, BinaryMarket
 from app.sim.server import EmulatorServer
@@ -88,8 +89,12 @@ class VenueCase:
     test puts hostile values in them), timestamped now; for a venue that pushes deltas, the message
     the client applies as a whole book (a partial-depth snapshot, or a delta continuing the chain
     that sets these levels and removes every other one: ``book_is_delta``).
-    ``capture_steps``: market steps during the capture (enough for every sample key to get data);
-    ``capture_extra(server)``: run after them, to make the emulator send what plain steps rarely do.
+    ``reveal_forged_book(server, market)``: for a delta venue whose chain is a plain count, which a
+    forged delta continues undetectably, makes the venue's next update a gap (the poison test calls
+    it after each batch). ``capture_steps``: market steps during the capture (enough for every
+    sample key to get data); ``capture_extra(server)``: run after them, to make the emulator send
+    what plain steps rarely do. A key of a channel the adapter polls over REST (``polled``) is not
+    subscribed on a socket: its snapshot's REST answers are its samples.
     """
 
     venue: Venue
@@ -102,6 +107,7 @@ class VenueCase:
     emulator_kwargs: Mapping[str, Any] = field(default_factory=dict)
     bad_requests: tuple[str, ...] = ()
     book_is_delta: bool = False
+    reveal_forged_book: Callable[[Any, str], None] | None = None
     capture_steps: int = 3
     capture_extra: Callable[[Any], Awaitable[None]] | None = None
     seed: int = 7
@@ -135,9 +141,22 @@ class VenueCase:
 # --- Hyperliquid ----------------------------------------------------------------------------------
 
 
-def _hyperliquid_book(server: HyperliquidEmulator, coin: str) -> BookLevels:
-    bids, asks = server.engine.book(server.listings[coin].spec.symbol)
+def _engine_book(server: EmulatorServer, symbol: str, depth: int = 20) -> BookLevels:
+    """The top ``depth`` levels of the shared market engine's book of ``symbol`` (what a venue
+    that publishes the engine's book as is shows: Hyperliquid, Perpex)."""
+    bids, asks = server.engine.book(symbol, depth)
     return [(px, sz) for px, sz, _ in bids], [(px, sz) for px, sz, _ in asks]
+
+
+def _removals(book: list[Level], kept: Sequence[Any], zero: str) -> list[list[str]]:
+    """Delta rows (size ``zero``) removing every level of ``book`` whose price ``kept`` does not
+    set: a delta that sets ``kept`` and these leaves exactly ``kept``."""
+    prices = {level[0] for level in kept if isinstance(level, tuple) and isinstance(level[0], str)}
+    return [[px, zero] for px, _ in book if px not in prices]
+
+
+def _hyperliquid_book(server: HyperliquidEmulator, coin: str) -> BookLevels:
+    return _engine_book(server, server.listings[coin].spec.symbol)
 
 
 def _hyperliquid_book_message(server: HyperliquidEmulator, coin: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
@@ -218,17 +237,13 @@ def _aster_book_message(server: AsterEmulator, market: str, bids: Sequence[Any],
         last, zero = listing.update_id, listing.qty(0)  # zero as the venue writes it ("0.000")
         book_bids, book_asks = _aster_book(server, market)
 
-    def removed(book: list[Level], kept: Sequence[Any]) -> list[list[str]]:
-        prices = {level[0] for level in kept if isinstance(level, tuple) and isinstance(level[0], str)}
-        return [[px, zero] for px, _ in book if px not in prices]
-
     now = server.now_ms()
     return {
         "stream": f"{symbol.lower()}@depth@100ms",
         "data": {
             "e": "depthUpdate", "E": now, "T": now, "s": symbol, "U": last + 1, "u": last + 1, "pu": last,
-            "b": [[px, sz] for px, sz in bids] + removed(book_bids, bids),
-            "a": [[px, sz] for px, sz in asks] + removed(book_asks, asks),
+            "b": [[px, sz] for px, sz in bids] + _removals(book_bids, bids, zero),
+            "a": [[px, sz] for px, sz in asks] + _removals(book_asks, asks, zero),
         },
     }  # fmt: skip
 
@@ -493,8 +508,97 @@ PERPS_STUDIO = VenueCase(
     credentials=Credentials(api_key=SecretStr(DEMO_API_KEY)),
 )
 
+# --- Perpex ---------------------------------------------------------------------------------------
+# The engine's perps as "<BASE>-USD". Public streams share one socket; positions and liquidation
+# ride the account's own, authenticated by the demo token in its upgrade header. Ticker and fills
+# are polled over REST (markets, the first page of own trades): their snapshots are their samples.
+
+_PX_SEED = 7
+
+
+def _perpex_token(seed: int) -> str:
+    """The emulator's demo token under ``seed`` (the same text for a seed and :data:`START_MS`),
+    from an emulator built but never started."""
+    return PerpexEmulator(seed=seed, autostep=False, start_ms=START_MS).demo_credentials()["token"]
+
+
+def _perpex_book(server: PerpexEmulator, market: str) -> BookLevels:
+    """The top 20 levels (the adapter's default depth): what a subscriber holds after a push."""
+    return _engine_book(server, server.markets[market].symbol)
+
+
+def _perpex_subscribers(server: PerpexEmulator, market: str) -> list[Any]:
+    """The emulator's orderbook subscriptions of ``market`` (its per-socket ``seq`` counts)."""
+    return list(server._subscribers.get(("orderbook", market, ""), {}).values())  # noqa: SLF001
+
+
+def _perpex_book_message(server: PerpexEmulator, market: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
+    """An orderbook ``update`` with the next ``seq`` of the client's stream that sets these levels
+    and removes every other level it holds (a name that is no market: ``seq`` 1, nothing removed)."""
+    seq = max((sub.seq for sub in _perpex_subscribers(server, market)), default=0) + 1
+    held_bids, held_asks = _perpex_book(server, market) if market in server.markets else ([], [])
+    return {
+        "op": "update", "channel": "orderbook", "symbol": market, "seq": seq, "ts": server.now_ms(),
+        "data": {"bids": [[px, sz] for px, sz in bids] + _removals(held_bids, bids, "0"),
+                 "asks": [[px, sz] for px, sz in asks] + _removals(held_asks, asks, "0")},
+    }  # fmt: skip
+
+
+def _perpex_skip_number(server: PerpexEmulator, market: str) -> None:
+    """A forged update continuing a plain count takes the venue's next number, so the venue's real
+    update repeats it, the client drops that as a duplicate and nothing would ever show the
+    forgery. The venue counts the forged number as used and skips one more (its ``skip`` fault,
+    with the frame still sent): its next update is a gap whether or not a forged one was applied."""
+    for sub in _perpex_subscribers(server, market):
+        sub.seq += 2
+
+
+async def _perpex_extra(server: PerpexEmulator) -> None:
+    """The demo account at Warning (``liquidation_warning`` per position), then liquidated
+    (``liquidated`` per position and its ``position_update`` of size "0"), then a small long opened
+    at a normal ratio, so the REST account answer after the capture has a position to parse."""
+    server.set_liquidation_stage("warning")
+    await server.advance(1000)
+    server.set_liquidation_stage("liquidating")
+    await server.advance(1000)
+    server.set_liquidation_stage("normal")
+    await server.place(server.account(PERPEX_DEMO), {"symbol": "BTC-USD", "side": "buy", "type": "market", "size": "0.01"})
+    await server.advance(1000)
+
+
+PERPEX = VenueCase(
+    venue=Venue.PERPEX,
+    emulator=PerpexEmulator,
+    sample_keys=keys(
+        Venue.PERPEX,
+        (Channel.BOOK, "BTC-USD"),
+        (Channel.TRADES, "BTC-USD"),
+        (Channel.CANDLES, "ETH-USD", {"interval": "1m"}),
+        (Channel.TICKER, "BTC-USD"),  # REST: GET /api/v1/markets
+        (Channel.POSITIONS,),  # the account socket: positions snapshot and position_update; REST: /api/v1/account
+        (Channel.LIQUIDATION,),
+        (Channel.FILLS,),  # REST: GET /api/v1/trades
+    ),
+    # INVALID_SYMBOL with the request's id ("orderbook:NOPE-USD"), which names the refused stream.
+    bad_keys=keys(Venue.PERPEX, (Channel.BOOK, "NOPE-USD"), (Channel.CANDLES, "NOPE-USD", {"interval": "1m"})),
+    bad_requests=(
+        '{"op":"subscribe","channel":"orderbook","symbol":"BTC-USD","depth":7,"id":77}',  # INVALID_REQUEST, numeric id
+        '{"op":"subscribe","channel":"positions","id":"positions"}',  # UNAUTHORIZED on the public socket
+        '{"op":"nope"}',  # INVALID_REQUEST, id null
+        "not json",
+    ),
+    book_market="ETH-USD",
+    emulator_book=_perpex_book,
+    book_message=_perpex_book_message,
+    book_is_delta=True,
+    reveal_forged_book=_perpex_skip_number,
+    capture_extra=_perpex_extra,
+    seed=_PX_SEED,
+    credentials=Credentials(token=SecretStr(_perpex_token(_PX_SEED))),
+)
+
 #: Every venue the harness runs; one per adapter in ``app.venues.ADAPTERS``.
-CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET, HYPERCALL, PERPS_STUDIO)
+CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET, HYPERCALL, PERPS_STUDIO, PERPEX)
 
 
 def case_ids(case: VenueCase) -> str:
@@ -738,6 +842,8 @@ def _accepted(method: Callable[..., Any], **options: Any) -> dict[str, Any]:
 
 
 def _sockets(adapter: VenueAdapter, keys: Sequence[StreamKey]) -> list[_Socket]:
+    """The sockets carrying ``keys``, one per connection group (polled keys on none, as in the app)."""
+    keys = [key for key in keys if key.channel not in adapter.polled]
     if not hasattr(adapter, "group"):
         return [_Socket(adapter, list(keys))]
     groups: dict[Any, list[StreamKey]] = {}
