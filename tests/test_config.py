@@ -27,7 +27,7 @@ def load_error(tmp_path, content: str | bytes, endpoints=()) -> str:
 
 def test_no_configuration_is_the_demo():
     settings = load_settings()
-    assert settings.demo_venues() == [Venue.HYPERLIQUID, Venue.ASTER, Venue.POLYMARKET, Venue.HYPERCALL, Venue.PERPS_STUDIO, Venue.PERPEX]
+    assert settings.demo_venues() == [Venue.HYPERLIQUID, Venue.ASTER, Venue.POLYMARKET, Venue.HYPERCALL, Venue.PERPS_STUDIO, Venue.PERPEX, Venue.RAILS]
     assert all(settings.endpoint(venue) is None for venue in settings.demo_venues())
 
 
@@ -126,7 +126,7 @@ def test_directory_as_config(tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("binance=mainnet", "--endpoint: unknown venue 'binance' (expected one of hyperliquid, aster, polymarket, hypercall, perps-studio, perpex)"),
+        ("binance=mainnet", "--endpoint: unknown venue 'binance' (expected one of hyperliquid, aster, polymarket, hypercall, perps-studio, perpex, rails)"),
         ("wss://alice:hunter2@host/ws?apiKey=sk-live-123", "--endpoint: unknown venue 'wss://***@host/ws?***'"),
         ("wss://alice:hunter2@host/ws", "--endpoint 'wss://***@host/ws': expected VENUE=NETWORK"),
         ("hyperliquid=", "--endpoint 'hyperliquid=': expected VENUE=NETWORK"),

@@ -250,6 +250,13 @@ KEYS = {
         StreamKey(Venue.PERPEX, Channel.LIQUIDATION),
         StreamKey(Venue.PERPEX, Channel.FILLS),
     ],
+    Venue.RAILS: [
+        StreamKey(Venue.RAILS, Channel.BOOK, "BTC-USDT"),
+        StreamKey(Venue.RAILS, Channel.TRADES, "ETH-USDT"),
+        StreamKey(Venue.RAILS, Channel.TICKER, "SOL-USDT"),
+        StreamKey(Venue.RAILS, Channel.FILLS),
+        StreamKey(Venue.RAILS, Channel.ORDERS),
+    ],
     Venue.HYPERCALL: [
         StreamKey(Venue.HYPERCALL, Channel.BOOK, "BTC-20260131-100000-C"),
         StreamKey(Venue.HYPERCALL, Channel.TRADES, "ETH-20260131-3500-P"),

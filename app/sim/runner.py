@@ -35,13 +35,14 @@ from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.perpex import PerpexEmulator
 from app.sim.perps_studio import PerpsStudioEmulator
 from app.sim.polymarket import PolymarketEmulator
+from app.sim.rails import RailsEmulator
 from app.sim.server import DEFAULT_SEED, EmulatorServer
 
 __all__ = ["VENUE_EMULATORS", "EmulatorThread", "Fault", "FaultInjector", "main", "start_emulators"]
 
 T = TypeVar("T")
 
-#: Emulator class per venue id (id to come: rails).
+#: Emulator class per venue id.
 VENUE_EMULATORS: dict[str, type[EmulatorServer]] = {
     "hyperliquid": HyperliquidEmulator,
     "aster": AsterEmulator,
@@ -49,6 +50,7 @@ VENUE_EMULATORS: dict[str, type[EmulatorServer]] = {
     "hypercall": HypercallEmulator,
     "perps-studio": PerpsStudioEmulator,
     "perpex": PerpexEmulator,
+    "rails": RailsEmulator,
 }
 
 

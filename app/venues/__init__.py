@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from app.model import Venue
 from app.rest import RateLimiter, RestClient, shared_limiter
 from app.secrets import Credentials
-from app.venues import aster, hypercall, hyperliquid, perpex, perps_studio, polymarket
+from app.venues import aster, hypercall, hyperliquid, perpex, perps_studio, polymarket, rails
 from app.venues.base import Endpoint, VenueAdapter
 
 ADAPTERS: dict[Venue, type[VenueAdapter]] = {
@@ -17,6 +17,7 @@ ADAPTERS: dict[Venue, type[VenueAdapter]] = {
     Venue.HYPERCALL: hypercall.HypercallAdapter,
     Venue.PERPS_STUDIO: perps_studio.PerpsStudioAdapter,
     Venue.PERPEX: perpex.PerpexAdapter,
+    Venue.RAILS: rails.RailsAdapter,
 }
 
 # Named public endpoints per venue ("mainnet", "testnet", ...), for config and --endpoint.
@@ -27,6 +28,7 @@ NETWORKS: dict[Venue, dict[str, Endpoint]] = {
     Venue.HYPERCALL: hypercall.NETWORKS,
     Venue.PERPS_STUDIO: perps_studio.NETWORKS,
     Venue.PERPEX: perpex.NETWORKS,
+    Venue.RAILS: rails.NETWORKS,
 }
 
 

@@ -205,3 +205,14 @@ def flag(value: Any, what: str) -> bool:
     if type(value) is not bool:
         raise DecodeError(f"{what} is not true or false: {shown(value)}")
     return value
+
+
+MAX_STEP_DECIMALS = 20  # what explicit precisions elsewhere are bounded by; a display has no room for more
+
+
+def step_decimals(step: Any, what: str) -> int:
+    """The decimals of a tick or step size given as a decimal string (``"0.001"`` -> 3)."""
+    decimals = len(decimal_text(step, what).partition(".")[2].rstrip("0"))
+    if decimals > MAX_STEP_DECIMALS:
+        raise DecodeError(f"{what} has more than {MAX_STEP_DECIMALS} decimals: {shown(step)}")
+    return decimals

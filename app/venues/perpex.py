@@ -303,8 +303,8 @@ class PerpexAdapter(VenueAdapter):
                 listed.append(
                     MarketInfo(
                         self.venue, symbol, symbol, "perp",
-                        price_decimals=_decimals(market["tickSize"], "tickSize"),
-                        size_decimals=_decimals(market["stepSize"], "stepSize"),
+                        price_decimals=fields.step_decimals(market["tickSize"], "tickSize"),
+                        size_decimals=fields.step_decimals(market["stepSize"], "stepSize"),
                     )
                 )  # fmt: skip
             return listed
@@ -322,15 +322,6 @@ def _subscription_of_id(request_id: str) -> dict[str, str]:
     channel, _, rest = request_id.partition(":")
     symbol, _, interval = rest.partition(":")
     return {"channel": channel, **({"symbol": symbol} if symbol else {}), **({"interval": interval} if interval else {})}
-
-
-def _decimals(step: Any, what: str) -> int:
-    """The decimals of a tick or step size; more than 20 (other venues' explicit precisions' bound)
-    is no market's step, and a display cannot give them room."""
-    decimals = len(fields.decimal_text(step, what).partition(".")[2].rstrip("0"))
-    if decimals > 20:
-        raise DecodeError(f"{what} has more than 20 decimals: {fields.shown(step)}")
-    return decimals
 
 
 def _levels(raw: Any, what: str) -> list[Level]:

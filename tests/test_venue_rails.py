@@ -1,0 +1,165 @@
+"""The Rails adapter through the subscription service against the Rails emulator over real sockets
+on 127.0.0.1: the token from the API key and secret in the subprotocol, one socket per market plus
+one ``market=ALL`` socket for the account; books built from the snapshot asked for on every
+(re)connect and exact after it; a token renewed before it expires with the socket replaced and no
+gap in the book; a refused key, an expired and a forged token each failing once, without a storm."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from app.model import Channel, ConnectionState, StreamState, Venue
+from app.secrets import Credentials
+from app.service import SubscriptionService
+from app.sim.rails import RailsEmulator
+from app.supervisor import Backoff
+from app.venues import build_adapter
+from app.venues.base import Endpoint, Liveness
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.timeout(40)
+
+RAILS = Venue.RAILS
+QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
+
+
+@pytest.fixture
+async def rails() -> AsyncIterator[RailsEmulator]:
+    async with RailsEmulator(seed=7, autostep=False) as server:
+        yield server
+
+
+@pytest.fixture
+async def service(rails: RailsEmulator) -> AsyncIterator[Callable[..., SubscriptionService]]:
+    made: list[SubscriptionService] = []
+
+    def make(credentials: Credentials | None = None, **kwargs: Any) -> SubscriptionService:
+        credentials = credentials or Credentials(
+            api_key=SecretStr(rails.demo_api_key), api_secret=SecretStr(rails.demo_api_secret)
+        )
+        adapter = build_adapter(RAILS, Endpoint(rails.ws_url, rails.http_url), None, credentials)
+        kwargs.setdefault("idle_grace", 0.2)
+        svc = SubscriptionService([adapter], liveness={RAILS: QUICK}, backoff=lambda: Backoff(initial=0.05, maximum=0.4), **kwargs)
+        made.append(svc)
+        return svc
+
+    yield make
+    await asyncio.gather(*(svc.close() for svc in made))
+
+
+async def ticking(rails: RailsEmulator, until: Callable[[], bool], timeout: float = 8.0, what: str = "condition") -> None:
+    async def stepping() -> None:
+        while True:
+            await rails.advance(100)
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(stepping())
+    try:
+        await eventually(until, timeout=timeout, what=what)
+    finally:
+        task.cancel()
+
+
+def published(rails: RailsEmulator, market: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    rows = rails.book(market)
+    bids = sorted(((r["price"], r["quantity"]) for r in rows if r["orderType"] == "buy"), key=lambda l: -Decimal(l[0]))
+    asks = sorted(((r["price"], r["quantity"]) for r in rows if r["orderType"] == "sell"), key=lambda l: Decimal(l[0]))
+    return bids, asks
+
+
+async def assert_exact(rails: RailsEmulator, stream: Any, market: str) -> None:
+    await asyncio.sleep(0.3)  # the last step's deltas have arrived; the emulator is not stepping
+    assert stream.data.book.levels() == published(rails, market)
+
+
+async def test_one_socket_per_market_with_books_exact_after_the_snapshot(rails, service):
+    svc = service()
+    books = {market: svc.subscribe(RAILS, Channel.BOOK, market) for market in ("BTC-USDT", "ETH-USDT")}
+    trades = svc.subscribe(RAILS, Channel.TRADES, "BTC-USDT")
+    ticker = svc.subscribe(RAILS, Channel.TICKER, "BTC-USDT")
+    await ticking(rails, lambda: all(h.stream.state is StreamState.LIVE for h in (*books.values(), trades, ticker)), what="live")
+    await ticking(rails, lambda: all(h.stream.messages > 10 for h in books.values()), what="deltas")
+    for market, handle in books.items():
+        await assert_exact(rails, handle.stream, market)
+    assert sorted(c.group for c in svc.connections(RAILS)) == ["BTC-USDT", "ETH-USDT"]
+    assert ticker.stream.data.ticker is not None and ticker.stream.data.ticker.funding_rate is not None
+    assert rails.stats.token_requests == 1  # one token for every socket
+
+
+async def test_every_reconnect_asks_for_the_snapshot_again(rails, service):
+    svc = service()
+    book = svc.subscribe(RAILS, Channel.BOOK, "SOL-USDT")
+    await ticking(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
+    rails.drop_all()
+    await ticking(rails, lambda: svc.connections(RAILS)[0].reconnects == 1 and book.stream.state is StreamState.LIVE, what="back")
+    await ticking(rails, lambda: book.stream.messages > 20, what="deltas")
+    await assert_exact(rails, book.stream, "SOL-USDT")
+
+
+async def test_a_crossed_book_asks_the_socket_again(rails, service):
+    svc = service()
+    book = svc.subscribe(RAILS, Channel.BOOK, "BTC-USDT")
+    await ticking(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
+    best_bid, best_ask = book.stream.data.book.best_bid, book.stream.data.book.best_ask
+    crossing = f'{{"resultType":"publicOrderBookDelta","market":"BTC-USDT","data":{{"orders":[{{"orderType":"buy","price":"{best_ask + 1}","quantity":"1"}}],"statusCode":200}}}}'
+    await rails.inject(crossing)
+    await ticking(rails, lambda: book.stream.resyncs == 1 and book.stream.state is StreamState.LIVE, what="resynced")
+    await assert_exact(rails, book.stream, "BTC-USDT")
+    assert best_bid is not None and svc.connections(RAILS)[0].reconnects == 0
+
+
+async def test_the_token_is_renewed_and_the_socket_replaced_without_a_gap(rails, service):
+    rails.token_ttl = 4.0
+    svc = service()
+    book = svc.subscribe(RAILS, Channel.BOOK, "ETH-USDT")
+    states: list[StreamState] = []
+    book.listener = lambda message: states.append(getattr(message, "state", None) or book.stream.state)
+    await ticking(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
+    states.clear()
+    await ticking(rails, lambda: rails.stats.token_requests >= 3, timeout=12, what="two renewals")
+    assert set(states) == {StreamState.LIVE}  # never stale, never resyncing: the swap is seamless
+    assert rails.stats.token_expiry_closes == 0  # every socket replaced before its token expired
+    await ticking(rails, lambda: len(svc.connections(RAILS)) == 1, what="the old socket closed")
+    await assert_exact(rails, book.stream, "ETH-USDT")
+
+
+async def test_a_refused_key_fails_once(rails, service):
+    svc = service(Credentials(api_key=SecretStr(rails.demo_api_key), api_secret=SecretStr("not-the-secret-123")))
+    book = svc.subscribe(RAILS, Channel.BOOK, "BTC-USDT")
+    await eventually(lambda: book.stream.state is StreamState.ERROR, what="refused")
+    (connection,) = svc.connections(RAILS)
+    assert connection.state is ConnectionState.FAILED and "API key or secret rejected (HTTP 401)" in connection.reason
+    await asyncio.sleep(1.0)
+    assert rails.stats.token_requests == 1 and connection.reconnects == 0
+
+
+@pytest.mark.parametrize("kind", ["expired", "forged"])
+async def test_a_bad_token_fails_once(rails, service, kind):
+    token = rails.issue_token(rails.demo_api_key, ttl=-5) if kind == "expired" else rails.issue_token(rails.demo_api_key)[:-4] + "AAAA"
+    svc = service(Credentials(token=SecretStr(token)))
+    book = svc.subscribe(RAILS, Channel.BOOK, "BTC-USDT")
+    await eventually(lambda: book.stream.state is StreamState.ERROR, what="refused")
+    (connection,) = svc.connections(RAILS)
+    assert connection.state is ConnectionState.FAILED
+    assert ("token expired at" in connection.reason) if kind == "expired" else ("HTTP 401" in connection.reason)
+    assert token not in connection.reason
+    refused = rails.stats.ws_refused_auth
+    await asyncio.sleep(1.0)
+    assert rails.stats.ws_refused_auth == refused <= 1 and connection.reconnects == 0
+
+
+async def test_the_account_streams_share_one_market_all_socket(rails, service):
+    svc = service()
+    fills = svc.subscribe(RAILS, Channel.FILLS)
+    orders = svc.subscribe(RAILS, Channel.ORDERS)
+    await ticking(rails, lambda: fills.stream.state is StreamState.LIVE and orders.stream.state is StreamState.LIVE, what="live")
+    assert [c.group for c in svc.connections(RAILS)] == ["ALL"]
+    await ticking(rails, lambda: fills.stream.data.fills and orders.stream.data.orders, timeout=20, what="the demo account trading")
+    fill = fills.stream.data.fills[-1]
+    assert fill.market.endswith("-USDT") and fill.order_id in orders.stream.data.orders
