@@ -23,6 +23,7 @@ from app.model import (
     Candle,
     CandleHistory,
     Channel,
+    Level,
     MarketEvent,
     StreamKey,
     StreamState,
@@ -94,6 +95,7 @@ class BookData(StreamData):
         self._buffer: deque[BookDelta] = deque()
         self._buffer_limit = buffer_limit
         self._last_id: int | None = None  # last sequence applied; None: next delta must straddle
+        self._last_levels: tuple[list[Level], list[Level]] | None = None  # what that update changed
 
     @property
     def complete(self) -> bool:
@@ -126,6 +128,8 @@ class BookData(StreamData):
             if self._awaiting_straddle and self._covered(event, self.book.sequence or 0):
                 return  # the stream lags the REST snapshot: this update is already in it
             if self._chained and self._last_id is not None and _sequence(event.last_sequence) <= self._last_id:
+                if event.last_sequence == self._last_id and self._last_levels != (event.bids, event.asks):
+                    self._gap(f"update {self._last_id} came twice with different levels")
                 return  # sent twice, or late: every change in it is already applied
             self._apply_delta(event)
         else:
@@ -177,6 +181,7 @@ class BookData(StreamData):
             self._check_chain(delta, snapshot_id if snapshot_id is not None else self.book.sequence)
         self.book.apply(delta.bids, delta.asks, delta.time_ms, delta.last_sequence)
         self._last_id = delta.last_sequence
+        self._last_levels = (delta.bids, delta.asks)
 
     def _check_chain(self, delta: BookDelta, snapshot_id: int | None) -> None:
         first, last = _sequence(delta.first_sequence), _sequence(delta.last_sequence)

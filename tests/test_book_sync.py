@@ -106,7 +106,7 @@ def test_perp_first_update_may_start_after_the_snapshot_when_pu_is_in_it() -> No
     data.apply(snapshot(100))
     data.apply(delta(150, 152, 100, bids=[("100", "3")]))  # pu == L: nothing missing
     assert data.book.levels()[0] == [("100", "3")]
-    data.apply(delta(150, 152, 100))  # the same update again: dropped, not a gap
+    data.apply(delta(150, 152, 100, bids=[("100", "3")]))  # the same update again: dropped, not a gap
     assert data.gaps == 0
 
 
@@ -115,3 +115,28 @@ def test_perp_first_update_after_a_missing_one_is_a_gap() -> None:
     data.apply(snapshot(100))
     with pytest.raises(ResyncNeeded, match="straddle"):
         data.apply(delta(150, 152, 120))  # pu 120 > L: the update 101-120 is in neither
+
+
+def test_socket_sequenced_drops_what_came_before_its_snapshot_and_chains_after() -> None:
+    data = BookData(BookSync.SOCKET_SEQUENCED)
+    data.apply(delta(57, 57, bids=[("99", "9")]))  # an earlier subscription's: not buffered
+    data.apply(snapshot(1))
+    assert data.complete and data.book.levels() == ([("100", "1")], [("101", "1")])
+    data.apply(delta(2, 2, bids=[("100", "3")]))
+    with pytest.raises(ResyncNeeded, match="gap"):
+        data.apply(delta(4, 4, asks=[("101", "0")]))
+    data.clear()
+    data.apply(snapshot(1, bids=(("98", "1"),)))  # a new subscription counts from 1 again
+    assert data.book.levels() == ([("98", "1")], [("101", "1")])
+
+
+def test_an_update_sent_twice_is_dropped_unless_it_changed() -> None:
+    data = BookData(BookSync.SOCKET_SEQUENCED)
+    data.apply(snapshot(1))
+    data.apply(delta(2, 2, bids=[("100", "3")]))
+    data.apply(delta(2, 2, bids=[("100", "3")]))  # a duplicate: nothing new
+    data.apply(delta(1, 1, bids=[("100", "7")]))  # older than the book: late, dropped
+    assert data.book.levels() == ([("100", "3")], [("101", "1")]) and data.gaps == 0
+    with pytest.raises(ResyncNeeded, match="twice with different levels"):
+        data.apply(delta(2, 2, bids=[("100", "5")]))  # the same number, other levels: one is false
+    assert data.gaps == 1
