@@ -1,7 +1,7 @@
 """Regenerate the README screenshots from the seeded demo: ``python screenshots/generate.py``.
 
 Runs the real app against every venue's emulator (seed 7) in this process, at 140x45 with the
-emulators' demo wallets, and saves one SVG per venue next to this file (``demo.svg`` is
+emulators' demo wallets, keys and tokens, and saves one SVG per venue next to this file (``demo.svg`` is
 Hyperliquid), each once the book, tape and chart (where the venue has one) are live; then the
 options chain (``demo-options-chain.svg``) and both demo accounts driven into Warning and
 Liquidating (``demo-liquidation.svg``).
@@ -16,10 +16,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from pydantic import SecretStr  # noqa: E402
-
 from app.config import load_settings  # noqa: E402
 from app.model import Channel, StreamState, Venue  # noqa: E402
+from app.secrets import Credentials  # noqa: E402
 from app.sim.runner import start_emulators  # noqa: E402
 from app.ui import PerptermApp  # noqa: E402
 from app.venues.base import Endpoint  # noqa: E402
@@ -30,6 +29,8 @@ SHOTS = {
     Venue.POLYMARKET: "demo-polymarket.svg",
     Venue.PERPS_STUDIO: "demo-perps-studio.svg",
     Venue.HYPERCALL: "demo-hypercall.svg",
+    Venue.PERPEX: "demo-perpex.svg",
+    Venue.RAILS: "demo-rails.svg",
 }
 
 
@@ -39,10 +40,10 @@ async def main() -> None:
         endpoints = {
             Venue(s.venue): Endpoint(s.ws_url, s.http_url, tuple(s.extra_urls().items())) for s in servers
         }
-        credentials = {Venue(s.venue): s.demo_credentials() for s in servers}
-        wallets = {venue: c["wallet"] for venue, c in credentials.items() if "wallet" in c}
-        api_keys = {venue: SecretStr(c["api_key"]) for venue, c in credentials.items() if "api_key" in c}
-        app = PerptermApp(load_settings(seed=7), endpoints, demo=True, wallets=wallets, api_keys=api_keys)
+        announced = {Venue(s.venue): s.demo_credentials() for s in servers}
+        wallets = {venue: c["wallet"] for venue, c in announced.items() if "wallet" in c}
+        credentials = {venue: Credentials.of(c) for venue, c in announced.items()}
+        app = PerptermApp(load_settings(seed=7), endpoints, demo=True, wallets=wallets, credentials=credentials)
         async with app.run_test(size=(140, 45)) as pilot:
             for venue, filename in SHOTS.items():
                 if app.selection.venue is not venue:
@@ -54,6 +55,8 @@ async def main() -> None:
                         await pilot.press("g")
                     await live(app, venue)
                     save(app, "demo-perps-studio-predictions.svg")
+            await pilot.press(str(app.venues.index(Venue.HYPERCALL) + 1))
+            await live(app, Venue.HYPERCALL)
             await pilot.press("o")  # the chain of the option Hypercall shows
             await pilot.pause(2.0)
             save(app, "demo-options-chain.svg")
