@@ -76,6 +76,23 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: 
         await asyncio.sleep(0.02)
 
 
+async def stepped_until(
+    server: EmulatorServer, predicate: Callable[[], bool], timeout: float = 8.0, what: str = "condition", step_ms: int = 100
+) -> None:
+    """Step an ``autostep=False`` emulator ``step_ms`` at a time until ``predicate()`` holds."""
+
+    async def stepping() -> None:
+        while True:
+            await server.advance(step_ms)
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(stepping())
+    try:
+        await eventually(predicate, timeout=timeout, what=what)
+    finally:
+        task.cancel()
+
+
 @contextlib.asynccontextmanager
 async def running(venues: Iterable[Venue], seed: int = 4) -> AsyncIterator[dict[Venue, EmulatorServer]]:
     """The venues' emulators on this loop, by venue; all stopped on exit."""

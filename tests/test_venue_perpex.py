@@ -23,7 +23,7 @@ from app.sim.perpex import PerpexEmulator
 from app.supervisor import Backoff
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness
-from tests.conftest import eventually
+from tests.conftest import stepped_until
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -54,18 +54,6 @@ async def service(perpex: PerpexEmulator) -> AsyncIterator[Callable[..., Subscri
     await asyncio.gather(*(svc.close() for svc in made))
 
 
-async def ticking(perpex: PerpexEmulator, until: Callable[[], bool], timeout: float = 8.0, what: str = "condition") -> None:
-    """Step the emulator 100 ms at a time until ``until()`` holds."""
-    async def stepping() -> None:
-        while True:
-            await perpex.advance(100)
-            await asyncio.sleep(0.02)
-
-    task = asyncio.create_task(stepping())
-    try:
-        await eventually(until, timeout=timeout, what=what)
-    finally:
-        task.cancel()
 
 
 async def rest_book(perpex: PerpexEmulator, symbol: str, depth: int = 20) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -84,12 +72,12 @@ async def assert_book_exact(perpex: PerpexEmulator, stream: Any, symbol: str) ->
 async def test_book_is_exact_and_a_gap_resyncs_on_the_socket(perpex, service):
     svc = service()
     handle = svc.subscribe(PX, Channel.BOOK, "BTC-USD")
-    await ticking(perpex, lambda: handle.stream.state is StreamState.LIVE, what="book live")
-    await ticking(perpex, lambda: handle.stream.messages > 10, what="deltas")
+    await stepped_until(perpex, lambda: handle.stream.state is StreamState.LIVE, what="book live")
+    await stepped_until(perpex, lambda: handle.stream.messages > 10, what="deltas")
     await assert_book_exact(perpex, handle.stream, "BTC-USD")
 
     perpex.arm_book_fault("BTC-USD", "skip")
-    await ticking(perpex, lambda: handle.stream.resyncs == 1 and handle.stream.state is StreamState.LIVE, what="resync")
+    await stepped_until(perpex, lambda: handle.stream.resyncs == 1 and handle.stream.state is StreamState.LIVE, what="resync")
     assert handle.stream.data.gaps == 1
     await assert_book_exact(perpex, handle.stream, "BTC-USD")
     assert len(svc.connections(PX)) == 1  # resynced by unsubscribe and subscribe: no reconnect
@@ -101,19 +89,19 @@ async def test_more_than_ten_streams_shard_and_come_back_together(perpex, servic
     handles = [svc.subscribe(PX, channel, symbol) for symbol in SYMBOLS for channel in (Channel.BOOK, Channel.TRADES)]
     handles += [svc.subscribe(PX, Channel.CANDLES, symbol, {"interval": "1m"}) for symbol in SYMBOLS]
     assert len(handles) == 12
-    await ticking(perpex, lambda: all(h.stream.state is StreamState.LIVE for h in handles), what="12 streams live")
+    await stepped_until(perpex, lambda: all(h.stream.state is StreamState.LIVE for h in handles), what="12 streams live")
     connections = svc.connections(PX)
     assert sorted(len(c.streams) for c in connections) == [2, 10]
     assert all(c.decode_errors == 0 for c in connections)
 
     for handle in handles[:3]:  # 9 left: they fit on one socket again
         handle.close()
-    await ticking(perpex, lambda: len(svc.connections(PX)) == 1, what="one socket")
+    await stepped_until(perpex, lambda: len(svc.connections(PX)) == 1, what="one socket")
     (connection,) = svc.connections(PX)
     assert len(connection.streams) == 9
-    await ticking(perpex, lambda: all(h.stream.state is StreamState.LIVE for h in handles[3:]), what="all live")
+    await stepped_until(perpex, lambda: all(h.stream.state is StreamState.LIVE for h in handles[3:]), what="all live")
     book = next(h for h in handles[3:] if h.key.channel is Channel.BOOK)
-    await ticking(perpex, lambda: book.stream.messages > 5, what="deltas after the move")
+    await stepped_until(perpex, lambda: book.stream.messages > 5, what="deltas after the move")
     await assert_book_exact(perpex, book.stream, book.key.market)
 
 
@@ -148,7 +136,7 @@ async def test_a_429_is_waited_out_once(perpex, service):
             async with session.get(f"{perpex.http_url}/api/v1/markets", headers=headers) as response:
                 assert response.status == 200
     handle = svc.subscribe(PX, Channel.POSITIONS)
-    await ticking(perpex, lambda: handle.stream.state is StreamState.LIVE, timeout=10, what="positions after the wait")
+    await stepped_until(perpex, lambda: handle.stream.state is StreamState.LIVE, timeout=10, what="positions after the wait")
     assert perpex.rest_requests[subject]["rejected"] == 1  # one 429; then Retry-After was honoured
 
 
@@ -158,12 +146,12 @@ async def test_a_bad_token_fails_the_account_socket_once(perpex, service, kind):
     svc = service(token)
     positions = svc.subscribe(PX, Channel.POSITIONS)
     book = svc.subscribe(PX, Channel.BOOK, "ETH-USD")
-    await ticking(perpex, lambda: positions.stream.state is StreamState.ERROR, what="refused")
+    await stepped_until(perpex, lambda: positions.stream.state is StreamState.ERROR, what="refused")
     account = next(c for c in svc.connections(PX) if c.group == "account")
     assert account.state is ConnectionState.FAILED
     assert ("token expired at" in account.reason and "PERPTERM_PERPEX_TOKEN" in account.reason) if kind == "expired" else "HTTP 401" in account.reason
     assert token not in account.reason
-    await ticking(perpex, lambda: book.stream.state is StreamState.LIVE, what="public streams unaffected")
+    await stepped_until(perpex, lambda: book.stream.state is StreamState.LIVE, what="public streams unaffected")
     attempts = perpex.stats.connections_accepted + perpex.stats.ws_refused
     await asyncio.sleep(1.0)
     assert perpex.stats.connections_accepted + perpex.stats.ws_refused == attempts and account.reconnects == 0  # no retry storm
@@ -172,8 +160,8 @@ async def test_a_bad_token_fails_the_account_socket_once(perpex, service, kind):
 async def test_a_token_expiring_in_session_ends_the_account_socket(perpex, service):
     svc = service(perpex.issue_token(ttl=1.5))
     positions = svc.subscribe(PX, Channel.POSITIONS)
-    await ticking(perpex, lambda: positions.stream.state is StreamState.LIVE, what="positions live")
-    await ticking(perpex, lambda: positions.stream.state is StreamState.ERROR, what="expiry")
+    await stepped_until(perpex, lambda: positions.stream.state is StreamState.LIVE, what="positions live")
+    await stepped_until(perpex, lambda: positions.stream.state is StreamState.ERROR, what="expiry")
     (account,) = svc.connections(PX)
     assert account.state is ConnectionState.FAILED and "token expired" in account.reason
 
@@ -183,16 +171,16 @@ async def test_positions_and_a_liquidation_alert_reach_their_states(perpex, serv
     positions = svc.subscribe(PX, Channel.POSITIONS)
     liquidation = svc.subscribe(PX, Channel.LIQUIDATION)
     fills = svc.subscribe(PX, Channel.FILLS)
-    await ticking(perpex, lambda: positions.stream.state is StreamState.LIVE and fills.stream.state is StreamState.LIVE, what="account live")
+    await stepped_until(perpex, lambda: positions.stream.state is StreamState.LIVE and fills.stream.state is StreamState.LIVE, what="account live")
     assert {p.market: p.size[0] == "-" for p in positions.stream.data.positions.values()} == {"BTC-USD": False, "ETH-USD": True}
     assert positions.stream.data.margin is not None and len(fills.stream.data.fills) == 50
     assert len(svc.connections(PX)) == 1  # one socket, one positions subscription for both streams
 
     perpex.set_liquidation_stage("warning")
-    await ticking(perpex, lambda: liquidation.stream.data.state is LiquidationState.WARNING, what="warning")
+    await stepped_until(perpex, lambda: liquidation.stream.data.state is LiquidationState.WARNING, what="warning")
     perpex.set_liquidation_stage("liquidating")
-    await ticking(perpex, lambda: liquidation.stream.data.state is LiquidationState.LIQUIDATING, what="liquidated")
-    await ticking(perpex, lambda: not positions.stream.data.positions, what="positions closed")
+    await stepped_until(perpex, lambda: liquidation.stream.data.state is LiquidationState.LIQUIDATING, what="liquidated")
+    await stepped_until(perpex, lambda: not positions.stream.data.positions, what="positions closed")
 
 
 async def test_own_trades_follow_the_cursor(perpex):

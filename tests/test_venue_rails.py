@@ -21,7 +21,7 @@ from app.sim.rails import RailsEmulator
 from app.supervisor import Backoff
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness
-from tests.conftest import eventually
+from tests.conftest import eventually, stepped_until
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -53,17 +53,6 @@ async def service(rails: RailsEmulator) -> AsyncIterator[Callable[..., Subscript
     await asyncio.gather(*(svc.close() for svc in made))
 
 
-async def ticking(rails: RailsEmulator, until: Callable[[], bool], timeout: float = 8.0, what: str = "condition") -> None:
-    async def stepping() -> None:
-        while True:
-            await rails.advance(100)
-            await asyncio.sleep(0.02)
-
-    task = asyncio.create_task(stepping())
-    try:
-        await eventually(until, timeout=timeout, what=what)
-    finally:
-        task.cancel()
 
 
 def published(rails: RailsEmulator, market: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -83,8 +72,8 @@ async def test_one_socket_per_market_with_books_exact_after_the_snapshot(rails, 
     books = {market: svc.subscribe(RAILS, Channel.BOOK, market) for market in ("BTC-USDT", "ETH-USDT")}
     trades = svc.subscribe(RAILS, Channel.TRADES, "BTC-USDT")
     ticker = svc.subscribe(RAILS, Channel.TICKER, "BTC-USDT")
-    await ticking(rails, lambda: all(h.stream.state is StreamState.LIVE for h in (*books.values(), trades, ticker)), what="live")
-    await ticking(rails, lambda: all(h.stream.messages > 10 for h in books.values()), what="deltas")
+    await stepped_until(rails, lambda: all(h.stream.state is StreamState.LIVE for h in (*books.values(), trades, ticker)), what="live")
+    await stepped_until(rails, lambda: all(h.stream.messages > 10 for h in books.values()), what="deltas")
     for market, handle in books.items():
         await assert_exact(rails, handle.stream, market)
     assert sorted(c.group for c in svc.connections(RAILS)) == ["BTC-USDT", "ETH-USDT"]
@@ -95,21 +84,21 @@ async def test_one_socket_per_market_with_books_exact_after_the_snapshot(rails, 
 async def test_every_reconnect_asks_for_the_snapshot_again(rails, service):
     svc = service()
     book = svc.subscribe(RAILS, Channel.BOOK, "SOL-USDT")
-    await ticking(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
+    await stepped_until(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
     rails.drop_all()
-    await ticking(rails, lambda: svc.connections(RAILS)[0].reconnects == 1 and book.stream.state is StreamState.LIVE, what="back")
-    await ticking(rails, lambda: book.stream.messages > 20, what="deltas")
+    await stepped_until(rails, lambda: svc.connections(RAILS)[0].reconnects == 1 and book.stream.state is StreamState.LIVE, what="back")
+    await stepped_until(rails, lambda: book.stream.messages > 20, what="deltas")
     await assert_exact(rails, book.stream, "SOL-USDT")
 
 
 async def test_a_crossed_book_asks_the_socket_again(rails, service):
     svc = service()
     book = svc.subscribe(RAILS, Channel.BOOK, "BTC-USDT")
-    await ticking(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
+    await stepped_until(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
     best_bid, best_ask = book.stream.data.book.best_bid, book.stream.data.book.best_ask
     crossing = f'{{"resultType":"publicOrderBookDelta","market":"BTC-USDT","data":{{"orders":[{{"orderType":"buy","price":"{best_ask + 1}","quantity":"1"}}],"statusCode":200}}}}'
     await rails.inject(crossing)
-    await ticking(rails, lambda: book.stream.resyncs == 1 and book.stream.state is StreamState.LIVE, what="resynced")
+    await stepped_until(rails, lambda: book.stream.resyncs == 1 and book.stream.state is StreamState.LIVE, what="resynced")
     await assert_exact(rails, book.stream, "BTC-USDT")
     assert best_bid is not None and svc.connections(RAILS)[0].reconnects == 0
 
@@ -120,12 +109,12 @@ async def test_the_token_is_renewed_and_the_socket_replaced_without_a_gap(rails,
     book = svc.subscribe(RAILS, Channel.BOOK, "ETH-USDT")
     states: list[StreamState] = []
     book.listener = lambda message: states.append(getattr(message, "state", None) or book.stream.state)
-    await ticking(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
+    await stepped_until(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
     states.clear()
-    await ticking(rails, lambda: rails.stats.token_requests >= 3, timeout=12, what="two renewals")
+    await stepped_until(rails, lambda: rails.stats.token_requests >= 3, timeout=12, what="two renewals")
     assert set(states) == {StreamState.LIVE}  # never stale, never resyncing: the swap is seamless
     assert rails.stats.token_expiry_closes == 0  # every socket replaced before its token expired
-    await ticking(rails, lambda: len(svc.connections(RAILS)) == 1, what="the old socket closed")
+    await stepped_until(rails, lambda: len(svc.connections(RAILS)) == 1, what="the old socket closed")
     await assert_exact(rails, book.stream, "ETH-USDT")
 
 
@@ -158,8 +147,8 @@ async def test_the_account_streams_share_one_market_all_socket(rails, service):
     svc = service()
     fills = svc.subscribe(RAILS, Channel.FILLS)
     orders = svc.subscribe(RAILS, Channel.ORDERS)
-    await ticking(rails, lambda: fills.stream.state is StreamState.LIVE and orders.stream.state is StreamState.LIVE, what="live")
+    await stepped_until(rails, lambda: fills.stream.state is StreamState.LIVE and orders.stream.state is StreamState.LIVE, what="live")
     assert [c.group for c in svc.connections(RAILS)] == ["ALL"]
-    await ticking(rails, lambda: fills.stream.data.fills and orders.stream.data.orders, timeout=20, what="the demo account trading")
+    await stepped_until(rails, lambda: fills.stream.data.fills and orders.stream.data.orders, timeout=20, what="the demo account trading")
     fill = fills.stream.data.fills[-1]
     assert fill.market.endswith("-USDT") and fill.order_id in orders.stream.data.orders

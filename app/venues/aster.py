@@ -59,6 +59,7 @@ from app.venues.base import (
     SHAPE_ERRORS,
     VenueError,
     decoding,
+    json_frame,
     malformed,
 )
 
@@ -171,10 +172,7 @@ class AsterAdapter(VenueAdapter):
         return _on_spot(decoded) if spot else decoded
 
     def _decode(self, frame: str | bytes) -> list[Decoded]:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise DecodeError("frame is not JSON") from None
+        message = json_frame(frame)
         try:
             if isinstance(message, dict) and "data" in message and "stream" in message:
                 fields.name(message["stream"], "stream")

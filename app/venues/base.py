@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
+
 from app.model import ACCOUNT_CHANNELS, Channel, MarketEvent, MarketInfo, StreamKey, Venue
 from app.rest import RestClient
 from app.secrets import Credentials
@@ -50,6 +52,14 @@ def malformed(exc: Exception, what: str) -> DecodeError:
     if isinstance(exc, KeyError):
         return DecodeError(f"{what} lacks {str(exc)[:40]}")
     return DecodeError(f"malformed {what} ({type(exc).__name__})")
+
+
+def json_frame(frame: str | bytes) -> Any:
+    """The frame parsed as JSON (:class:`DecodeError` if it is not)."""
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise DecodeError("frame is not JSON") from None
 
 
 @contextmanager

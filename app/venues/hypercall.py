@@ -91,6 +91,7 @@ from app.venues.base import (
     VenueAdapter,
     VenueError,
     decoding,
+    json_frame,
     malformed,
 )
 
@@ -220,10 +221,7 @@ class HypercallAdapter(VenueAdapter):
         return decoded
 
     def decode(self, frame: str | bytes) -> list[Decoded]:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise DecodeError("frame is not JSON") from None
+        message = json_frame(frame)
         kind: Any = None
         try:
             message = fields.obj(message, "frame")

@@ -81,6 +81,7 @@ from app.venues.base import (
     VenueAdapter,
     VenueError,
     decoding,
+    json_frame,
     malformed,
 )
 
@@ -193,10 +194,7 @@ class PerpexAdapter(VenueAdapter):
     # --- inbound -------------------------------------------------------------------------------
 
     def decode(self, frame: str | bytes) -> list[Decoded]:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise DecodeError("frame is not JSON") from None
+        message = json_frame(frame)
         channel: Any = None
         try:
             message = fields.obj(message, "frame")

@@ -70,6 +70,7 @@ from app.venues.base import (
     VenueAdapter,
     VenueError,
     decoding,
+    json_frame,
     malformed,
 )
 
@@ -188,10 +189,7 @@ class PerpsStudioAdapter(VenueAdapter):
         return self._decode(frame, "perps")
 
     def _decode(self, frame: str | bytes, vertical: str) -> list[Decoded]:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise DecodeError("frame is not JSON") from None
+        message = json_frame(frame)
         channel: Any = None
         try:
             message = fields.obj(message, "frame")

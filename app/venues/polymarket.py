@@ -56,6 +56,7 @@ from app.venues.base import (
     SHAPE_ERRORS,
     VenueAdapter,
     decoding,
+    json_frame,
     malformed,
 )
 
@@ -118,10 +119,7 @@ class PolymarketAdapter(VenueAdapter):
     def decode(self, frame: str | bytes) -> list[Decoded]:
         if frame in ("PONG", b"PONG"):
             return [Pong()]
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise DecodeError("frame is not JSON") from None
+        message = json_frame(frame)
         events = message if isinstance(message, list) else [message]
         decoded: list[Decoded] = []
         try:

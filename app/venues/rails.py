@@ -74,6 +74,7 @@ from app.venues.base import (
     Refused,
     VenueAdapter,
     VenueError,
+    json_frame,
     malformed,
 )
 
@@ -207,17 +208,14 @@ class RailsAdapter(VenueAdapter):
     # --- inbound -------------------------------------------------------------------------------
 
     def decode(self, frame: str | bytes) -> list[Decoded]:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            raise DecodeError("frame is not JSON") from None
+        message = json_frame(frame)
         result: Any = None
         try:
             message = fields.obj(message, "frame")
             result = message["resultType"]
             data = message["data"]
-            if isinstance(data, dict) and isinstance(status := data.get("statusCode"), int) and status >= 400:
-                return [_error(result, data)]
+            if isinstance(data, dict) and isinstance(status := data.get("statusCode"), int) and status >= 400 and "order" not in data:
+                return [_error(result, data)]  # (an orderRejected, 400 with its order, is the order's notice)
             decode = _DECODERS.get(result) if isinstance(result, str) else None
             if decode is not None:
                 return decode(message, data)
@@ -242,7 +240,8 @@ class RailsAdapter(VenueAdapter):
             for row in fields.array(raw, "market data"):
                 row = fields.obj(row, "market data row")
                 if row["market"] == key.market:
-                    values[fields.name(row["type"], "type")] = fields.decimal_text(row["value"], "value", signed=True)
+                    kind = fields.name(row["type"], "type")  # only funding may be negative
+                    values[kind] = fields.decimal_text(row["value"], f"{kind} value", signed=kind == "FUNDING")
         except SHAPE_ERRORS as exc:
             raise malformed(exc, "market data") from None
         bid, ask = values.get("BID"), values.get("ASK")
@@ -421,8 +420,11 @@ def _decode_order(message: dict[str, Any], data: Any) -> list[Decoded]:
 
 
 def _decode_subscribed(message: dict[str, Any], data: Any) -> list[Decoded]:
-    data = fields.obj(data, "subscribed")
-    return [Ack(request_id=_request_number(data), unsubscribe=message["resultType"] == "unsubscribed")]
+    """An ack of one of our requests; one without our id (another client's request) acks nothing of ours."""
+    number = _request_number(fields.obj(data, "subscribed"))
+    if number is None:
+        return [Ignored()]
+    return [Ack(request_id=number, unsubscribe=message["resultType"] == "unsubscribed")]
 
 
 def _error(result: Any, data: dict[str, Any]) -> VenueError:
