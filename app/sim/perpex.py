@@ -96,7 +96,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from app.jwt import TokenError, sign, verify
-from app.sim.engine import DEFAULT_ASSETS, AssetSpec, Bar, DemoAccount, StepEvents, Trade, bucket_start, format_decimal, format_fixed
+from app.sim.engine import DEFAULT_ASSETS, HOSTILE_ASSETS, AssetSpec, Bar, DemoAccount, StepEvents, Trade, bucket_start, format_decimal, format_fixed
 from app.sim.server import EmulatorServer, RollingLimit, WsConnection
 
 __all__ = ["CHANNELS", "DEPTHS", "INTERVALS", "STAGES", "PerpexEmulator"]
@@ -296,12 +296,14 @@ class PerpexEmulator(EmulatorServer):
         rest_rate_window: float = 60.0,
         scenario: str | None = None,
         idle_timeout: float = math.inf,
+        hostile_names: bool = False,
         **kwargs: Any,
     ) -> None:
         if scenario is not None and scenario not in self.scenarios:
             raise ValueError(f"unknown scenario {scenario!r} (known: {', '.join(self.scenarios)})")
         if "engine" not in kwargs and "assets" not in kwargs:
-            kwargs["assets"] = tuple(spec for spec in DEFAULT_ASSETS if spec.kind == "perp")
+            hostile = HOSTILE_ASSETS if hostile_names else ()  # ``perpterm sim --hostile-names``
+            kwargs["assets"] = tuple(spec for spec in (*DEFAULT_ASSETS, *hostile) if spec.kind == "perp")
         super().__init__(idle_timeout=idle_timeout, **kwargs)
         self.ping_after = ping_after
         self.pong_timeout = pong_timeout
