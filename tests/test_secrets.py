@@ -32,6 +32,26 @@ def test_key_from_the_environment_or_the_file_and_never_in_repr(tmp_path: Path):
     assert settings.credentials()[Venue.PERPS_STUDIO].api_key.get_secret_value() == KEY + "-file"  # the file wins
 
 
+def test_every_credential_field_from_the_environment(tmp_path: Path):
+    environ = {
+        "PERPTERM_PERPEX_TOKEN": "eyJ.perpex.token",
+        "PERPTERM_RAILS_API_KEY": KEY + "-rails",
+        "PERPTERM_RAILS_API_SECRET": KEY + "-secret",
+    }
+    credentials = load_settings(environ=environ).credentials()
+    assert credentials[Venue.PERPEX].token.get_secret_value() == "eyJ.perpex.token"
+    rails = credentials[Venue.RAILS]
+    assert (rails.api_key.get_secret_value(), rails.api_secret.get_secret_value()) == (KEY + "-rails", KEY + "-secret")
+    assert rails.token is None and Venue.HYPERLIQUID not in credentials
+    path = tmp_path / "perpterm.toml"
+    path.write_text(f'[venues.rails]\napi_secret = "{KEY}-from-file"\n')
+    os.chmod(path, 0o644)
+    settings = load_settings(path, environ=environ)
+    assert settings.credentials()[Venue.RAILS].api_secret.get_secret_value() == KEY + "-from-file"
+    warning = exposed_secrets(path, settings)
+    assert warning is not None and "chmod 600" in warning and KEY not in warning
+
+
 def test_a_bad_value_next_to_a_key_is_reported_without_the_key(tmp_path: Path):
     path = tmp_path / "perpterm.toml"
     path.write_text(f'[venues.perps-studio]\napi_key = "{KEY}"\nnetwork = "{KEY}"\n')
