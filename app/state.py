@@ -149,6 +149,9 @@ class BookData(StreamData):
         return book.time_ms is not None and event.time_ms is not None and event.time_ms < book.time_ms
 
     def _apply_snapshot(self, event: BookSnapshot) -> None:
+        if self.synced and self.sync is BookSync.SNAPSHOT_THEN_DELTAS and self.book.levels() != (event.bids, event.asks):
+            # The socket's snapshot follows every delta before it: the held book should equal it.
+            self.gaps += 1  # it did not: a delta was lost or wrong, and this snapshot repairs it
         self.book.replace(event.bids, event.asks, event.time_ms, event.sequence)
         self.synced = True
         if not self._chained:

@@ -603,8 +603,9 @@ class Connection:
         now = self._clock()
         self._last_inbound = now
         self._probe_sent_at = None
-        last_ping = opened = now
+        last_ping = opened = last_audit = now
         rotating = False
+        audit = min(self.adapter.audit_every.values(), default=None)
         while True:
             await asyncio.sleep(tick)
             now = self._clock()
@@ -621,12 +622,21 @@ class Connection:
                 self._probe_sent_at = now
                 await self._probe(ws)
             self._check_stream_ages(now)
+            if audit is not None and now - last_audit >= audit:
+                last_audit = now
+                self._audit()
             if self._lifetime is not None and now - opened >= self._lifetime * ROTATE_AT and not rotating:
                 rotating = True  # once per socket
                 self._sink.rotate(self)
             if not self._check_unanswered(now):
                 ws.transport.abort()
                 return
+
+    def _audit(self) -> None:
+        """Ask again for every live stream the adapter audits (see ``VenueAdapter.audit_every``)."""
+        for stream in self.streams.values():
+            if stream.key.channel in self.adapter.audit_every and stream.state is StreamState.LIVE:
+                self._send_all(self.adapter.resync_messages(stream.key) or [])
 
     def _check_unanswered(self, now: float) -> bool:
         """Re-send a subscribe the venue ignored; on a second silence, recycle the connection

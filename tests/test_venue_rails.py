@@ -2,7 +2,8 @@
 on 127.0.0.1: the token from the API key and secret in the subprotocol, one socket per market plus
 one ``market=ALL`` socket for the account; books built from the snapshot asked for on every
 (re)connect and exact after it; a token renewed before it expires with the socket replaced and no
-gap in the book; a refused key, an expired and a forged token each failing once, without a storm."""
+gap in the book; a lost delta repaired by the periodic snapshot; a refused key, an expired and a
+forged token each failing once, without a storm."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from app.sim.rails import RailsEmulator
 from app.supervisor import Backoff
 from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness
+from app.venues.rails import RailsAdapter
 from tests.conftest import eventually, stepped_until
 
 pytestmark = pytest.mark.timeout(40)
@@ -152,3 +154,22 @@ async def test_the_account_streams_share_one_market_all_socket(rails, service):
     await stepped_until(rails, lambda: fills.stream.data.fills and orders.stream.data.orders, timeout=20, what="the demo account trading")
     fill = fills.stream.data.fills[-1]
     assert fill.market.endswith("-USDT") and fill.order_id in orders.stream.data.orders
+
+
+async def test_a_wrong_book_is_repaired_by_the_audit_snapshot(rails, service, monkeypatch):
+    """Rails numbers nothing: a lost or false delta that leaves the book uncrossed is seen by no
+    rule. The adapter asks for the snapshot again every so often; the difference is repaired and
+    counted as a gap."""
+    monkeypatch.setattr(RailsAdapter, "audit_every", {Channel.BOOK: 1.0})
+    svc = service()
+    book = svc.subscribe(RAILS, Channel.BOOK, "BTC-USDT")
+    await stepped_until(rails, lambda: book.stream.state is StreamState.LIVE, what="live")
+    deep = book.stream.data.book.best_bid - 5000  # a bid level the venue never had, far from the touch
+    await rails.inject(
+        f'{{"resultType":"publicOrderBookDelta","market":"BTC-USDT","data":{{"orders":[{{"orderType":"buy","price":"{deep}","quantity":"1"}}],"statusCode":200}}}}'
+    )
+    await eventually(lambda: (str(deep), "1") in book.stream.data.book.levels()[0], what="the false level held")
+    await stepped_until(rails, lambda: book.stream.data.gaps == 1, timeout=5, what="the audit's repair")
+    await assert_exact(rails, book.stream, "BTC-USDT")
+    assert book.stream.state is StreamState.LIVE and book.stream.resyncs == 0
+    assert svc.connections(RAILS)[0].reconnects == 0

@@ -204,6 +204,10 @@ class VenueAdapter(ABC):
     # Channels the venue serves over REST alone, fetched every so many seconds while subscribed
     # (Rails' market data for the ticker): no socket message, live from the first answer.
     polled: ClassVar[dict[Channel, float]] = {}
+    # Seconds between asking the venue again for a live stream's state on its socket
+    # (:meth:`resync_messages`), where the protocol cannot show a lost update (Rails' books have no
+    # sequence): the answer replaces the state, and a difference is counted as a gap.
+    audit_every: ClassVar[dict[Channel, float]] = {}
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 

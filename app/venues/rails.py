@@ -105,6 +105,9 @@ class RailsAdapter(VenueAdapter):
     max_messages_per_second = 5  # the emulator answers 429 above 10 requests a second
     rest_weight_per_minute = 600
     polled: ClassVar[dict[Channel, float]] = {Channel.TICKER: 2.0}
+    # Deltas carry no sequence: a lost one would leave a wrong book that nothing shows. A snapshot
+    # every 30 s (about 3 kB) repairs it and counts the repair as a gap.
+    audit_every: ClassVar[dict[Channel, float]] = {Channel.BOOK: 30.0}
     # Rails recommends its application ping over control frames (it travels with the data); the
     # emulator closes a socket silent for 60 s.
     liveness = Liveness(ping_interval=20.0, probe_after=5.0, pong_timeout=10.0)
