@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -173,3 +174,21 @@ async def test_a_wrong_book_is_repaired_by_the_audit_snapshot(rails, service, mo
     await assert_exact(rails, book.stream, "BTC-USDT")
     assert book.stream.state is StreamState.LIVE and book.stream.resyncs == 0
     assert svc.connections(RAILS)[0].reconnects == 0
+
+
+async def test_a_429_from_the_token_endpoint_is_waited_out(rails, service):
+    """Another client of the key used up its 20 token requests a minute: the venue's Retry-After
+    sets the next attempt, and nothing is asked before then."""
+    headers = {"X-Api-Key": rails.demo_api_key, "X-Api-Secret": rails.demo_api_secret}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(20):
+            async with session.post(f"{rails.http_url}/api/v1/token", headers=headers) as response:
+                assert response.status == 200
+    svc = service()
+    book = svc.subscribe(RAILS, Channel.BOOK, "BTC-USDT")
+    (connection,) = svc.connections(RAILS)
+    await eventually(lambda: connection.state is ConnectionState.RECONNECTING, what="the refused token request")
+    assert "HTTP 429" in connection.reason and connection.health().retry_in > 30  # the venue's minute, not our backoff
+    asked = rails.stats.token_requests
+    await asyncio.sleep(1.0)
+    assert rails.stats.token_requests == asked == 21 and book.stream.state is not StreamState.LIVE
