@@ -13,7 +13,7 @@ flood, interleaved (the order alternates between rounds), so machine noise hits 
   subscription service's ingest, the book sync (``BookData``) and the exact order book (Decimal
   keys) — everything except render.
 
-Feeds (``--venues``, default all seven):
+Feeds (``--venues``, default all eight):
 
 - ``hyperliquid``: ``l2Book`` snapshots of BTC, 20 + 20 levels, ~1.6 KB each (each replaces the book);
 - ``aster``: BTCUSDT ``@depth@100ms`` diff depth into a ~1000-level-a-side book. Before any client
@@ -35,11 +35,15 @@ Feeds (``--venues``, default all seven):
   (each replaces the book; the venue's own ``flood``, sizes varied, the last frame the true book);
 - ``perpex``: Perpex ``orderbook`` updates of BTC-USD (one bid level each, ~130 B, its size varied,
   the last frame restoring it) continuing the socket's ``seq`` from the 20 + 20 snapshot the public
-  socket got on subscribe (the venue's own ``flood``).
+  socket got on subscribe (the venue's own ``flood``);
+- ``rails``: Rails ``publicOrderBookDelta`` of BTC-USDT (one level each of the top five a side,
+  ~170 B, its quantity varied, the last frame restoring them) into the 25 + 25 book of the snapshot
+  asked for with ``emitPublicOrderBook``, on the market's own socket (the demo token in the
+  subprotocol; the venue's own ``flood``). Rails has no REST book: the check asks a socket of its own.
 
 After each perpterm flood (outside the timed window) the bench checks that the stream is still LIVE
-and was never resynced and, for Aster, Polymarket, Hypercall, perps.studio and Perpex, that perpterm's book
-equals the emulator's REST book level for level.
+and was never resynced and, for Aster, Polymarket, Hypercall, perps.studio, Perpex and Rails, that perpterm's
+book equals the emulator's (REST, or for Rails socket) book level for level.
 
 Prints one table: messages/s (wall) and CPU µs/message for each consumer, and perpterm / raw as a
 ratio of messages/s (the issue's measure) and of CPU per message. The notes under the table give how
@@ -47,7 +51,7 @@ busy each consumer was: a raw loop well under ~95 % busy was waiting for frames 
 the emulator's process loses its core), so its msgs/s and the msgs/s ratio are then flattering and
 the CPU ratio is the one to read.
 
-Usage: ``python bench/ingest.py [--venues hyperliquid,aster,polymarket,hypercall,hypercall-greeks,perps-studio,perpex] [--messages N |
+Usage: ``python bench/ingest.py [--venues hyperliquid,aster,polymarket,hypercall,hypercall-greeks,perps-studio,perpex,rails] [--messages N |
 --messages aster=10000,hyperliquid=20000] [--rounds 5]``; ``--profile VENUE [--top 25]`` instead
 runs one perpterm flood of that venue under cProfile and prints where the time goes (cProfile
 inflates call-heavy code, so read it for shares, not absolute µs).
@@ -109,12 +113,16 @@ async def main(venue):
     elif venue == "perpex":
         from app.sim.perpex import PerpexEmulator
         emulator, market = PerpexEmulator(seed=3, autostep=False), "BTC-USD"
+    elif venue == "rails":
+        from app.sim.rails import RailsEmulator
+        emulator, market = RailsEmulator(seed=3, autostep=False, idle_timeout=600), "BTC-USDT"  # demo_connect's market
     else:
         from app.sim.polymarket import PolymarketEmulator
         emulator = PolymarketEmulator(seed=3, autostep=False, idle_timeout=600)
         market = emulator.model.markets[0].token_ids[0]
     await emulator.start()
-    info = {"http": emulator.http_url, "ws": emulator.ws_url, "market": market, "extra": emulator.extra_urls(), **emulator.demo_credentials()}
+    info = {"http": emulator.http_url, "ws": emulator.ws_url, "market": market, "extra": emulator.extra_urls(), **emulator.demo_credentials(),
+            "connect": emulator.demo_connect()}
     if venue == "aster":
         listing = emulator.listing(market)
         info["levels_before"] = [len(listing.bids), len(listing.asks)]
@@ -195,6 +203,13 @@ class FloodServer:
         url = self.endpoint.ws_url
         return f"{url}?apiKey={self.api_key}" if self.api_key else url
 
+    @property
+    def demo_connect(self) -> dict[str, Any]:
+        """``websockets.connect`` arguments of a socket the venue accepts, as its emulator's
+        ``demo_connect()`` gave them (Rails: the market and its book in the URL, the token in the
+        subprotocol)."""
+        return self.info["connect"]
+
     def credentials(self) -> Credentials:
         return Credentials.of(self.info)
 
@@ -269,6 +284,29 @@ async def raw_perpex(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
     return lambda message: message.get("channel") == "orderbook"
 
 
+def _rails_request(message: str, market: str) -> str:
+    return orjson.dumps({"message": message, "content": {"market": market}}).decode()
+
+
+async def raw_rails(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
+    # The book is subscribed in the URL (demo_connect); the snapshot comes only when asked.
+    await ws.send(_rails_request("emitPublicOrderBook", server.market))
+    await ws.recv()  # the snapshot
+    return lambda message: message.get("resultType") == "publicOrderBookDelta"
+
+
+async def rails_book(server: FloodServer) -> dict[str, Any]:
+    """Rails' book of the bench's market as the venue tells it (it has no REST book): its answer
+    to ``emitPublicOrderBook`` on a socket of the check's own."""
+    async with websockets.connect(**server.demo_connect) as ws:
+        await ws.send(_rails_request("emitPublicOrderBook", server.market))
+        while (message := orjson.loads(await ws.recv()))["resultType"] != "publicOrderBook":
+            pass
+    rows = message["data"]["orders"]
+    side = lambda kind: [(row["price"], row["quantity"]) for row in rows if row["orderType"] == kind]  # noqa: E731
+    return {"bids": side("buy"), "asks": side("sell")}
+
+
 async def raw_hypercall_greeks(ws: Any, server: FloodServer) -> Callable[[Any], bool]:
     await ws.send(orjson.dumps({"type": "Authenticate", "wallet": server.wallet}).decode())
     await ws.recv()  # Authenticated
@@ -285,6 +323,8 @@ class Feed:
     default_messages: int
     raw_subscribe: Callable[[Any, FloodServer], Awaitable[Callable[[Any], bool]]]
     rest_book: Callable[[FloodServer], tuple[str, dict[str, Any]]] | None = None  # path and params
+    socket_book: Callable[[FloodServer], Awaitable[dict[str, Any]]] | None = None  # a venue with no REST book
+    raw_demo_connect: bool = False  # the raw loop connects as demo_connect() says (not raw_url)
     channel: Channel = Channel.BOOK  # what perpterm subscribes to (the feed's market, or none)
     events: tuple[type, ...] = (BookSnapshot, BookDelta)  # what perpterm's listener counts
     path: str = "decode, route, ingest, book sync, exact book"  # what perpterm does with each
@@ -336,6 +376,14 @@ FEEDS: dict[str, Feed] = {
         raw_perpex,
         lambda server: (f"/api/v1/orderbook/{server.market}", {"depth": 20}),
     ),
+    "rails": Feed(
+        Venue.RAILS,
+        "Rails publicOrderBookDelta, 1 level into 25+25",
+        20_000,
+        raw_rails,
+        socket_book=rails_book,
+        raw_demo_connect=True,
+    ),
 }
 
 
@@ -348,7 +396,8 @@ class Results:
 
 
 async def run_raw(feed: Feed, server: FloodServer, count: int, results: Results | None) -> None:
-    async with websockets.connect(server.raw_url, max_size=1 << 24, ping_interval=None) as ws:
+    dial = server.demo_connect if feed.raw_demo_connect else {"uri": server.raw_url}
+    async with websockets.connect(**dial, max_size=1 << 24, ping_interval=None) as ws:
         counted = await feed.raw_subscribe(ws, server)
         await server.prepare(count)
         await asyncio.sleep(0.05)
@@ -408,7 +457,7 @@ async def run_perpterm(
     stream = handle.stream
     assert stream.state is StreamState.LIVE and stream.resyncs == 0, (stream.state, stream.reason)
     assert not book or not data.book.crossed
-    if feed.rest_book is not None:
+    if feed.rest_book is not None or feed.socket_book is not None:
         await check_book(feed, server, data)
     handle.close()
     await service.close()
@@ -419,13 +468,16 @@ async def run_perpterm(
 
 async def check_book(feed: Feed, server: FloodServer, data: BookData) -> None:
     """perpterm's book must equal the emulator's after the flood (exact, level for level)."""
-    assert feed.rest_book is not None
-    path, params = feed.rest_book(server)
-    rest = RestClient(server.endpoint.http_url, headers={"X-API-Key": server.api_key} if server.api_key else None)
-    try:
-        raw = await rest.get_json(path, params)
-    finally:
-        await rest.close()
+    if feed.socket_book is not None:
+        raw = await feed.socket_book(server)
+    else:
+        assert feed.rest_book is not None
+        path, params = feed.rest_book(server)
+        rest = RestClient(server.endpoint.http_url, headers={"X-API-Key": server.api_key} if server.api_key else None)
+        try:
+            raw = await rest.get_json(path, params)
+        finally:
+            await rest.close()
 
     def exact(levels: Any) -> dict[Decimal, Decimal]:
         pairs = ((level["price"], level["size"]) if isinstance(level, dict) else level[:2] for level in levels)

@@ -19,7 +19,8 @@ For a venue that pushes deltas (``book_is_delta``) the book message is a delta t
 client's chain without the venue knowing, so a round that gets one applied ends in a gap at the
 venue's next update, which must resync the book to the venue's (within the round's wait). Where
 the chain is a plain count (Perpex), the venue's next update would repeat the forged number and be
-dropped as a duplicate: the case's ``reveal_forged_book`` makes it a gap instead.
+dropped as a duplicate: the case's ``reveal_forged_book`` makes it a gap instead; where nothing
+numbers the deltas (Rails), it has the venue send its whole book, as when the client asks.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class Live:
         assert stream.resyncs - resyncs == semantic, f"{label}: {stream.resyncs - resyncs} resyncs, expected {semantic}"
 
         if case.reveal_forged_book is not None:
-            case.reveal_forged_book(server, case.book_market)
+            await case.reveal_forged_book(server, case.book_market)
         await server.advance(case.advance_ms)  # the market moves: the venue pushes a good book
         want = case.emulator_book(server, case.book_market)
         try:

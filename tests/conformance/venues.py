@@ -50,6 +50,7 @@ from app.sim.perps_studio import DEMO_API_KEY, PerpsStudioEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.perpex import DEMO_SUBJECT as PERPEX_DEMO, PerpexEmulator
 from app.sim.polymarket import PolymarketEmulator
+from app.sim.rails import PROTOCOL_PREFIX as RAILS_PROTOCOL, RailsEmulator
 from app.sim.predictions import DEFAULT_MARKETS, BinaryMarket
 from app.sim.server import EmulatorServer
 from app.secrets import Credentials
@@ -89,9 +90,11 @@ class VenueCase:
     test puts hostile values in them), timestamped now; for a venue that pushes deltas, the message
     the client applies as a whole book (a partial-depth snapshot, or a delta continuing the chain
     that sets these levels and removes every other one: ``book_is_delta``).
-    ``reveal_forged_book(server, market)``: for a delta venue whose chain is a plain count, which a
-    forged delta continues undetectably, makes the venue's next update a gap (the poison test calls
-    it after each batch). ``capture_steps``: market steps during the capture (enough for every
+    ``reveal_forged_book(server, market)`` (awaited): where a forged book cannot be told from the
+    venue's, makes the venue show it: for a delta venue whose chain is a plain count, which a forged
+    delta continues undetectably, the venue's next update a gap; for one whose deltas are not
+    numbered at all (Rails), the venue's whole book sent now (the poison test calls it after each
+    batch). ``capture_steps``: market steps during the capture (enough for every
     sample key to get data); ``capture_extra(server)``: run after them, to make the emulator send
     what plain steps rarely do. A key of a channel the adapter polls over REST (``polled``) is not
     subscribed on a socket: its snapshot's REST answers are its samples.
@@ -107,7 +110,7 @@ class VenueCase:
     emulator_kwargs: Mapping[str, Any] = field(default_factory=dict)
     bad_requests: tuple[str, ...] = ()
     book_is_delta: bool = False
-    reveal_forged_book: Callable[[Any, str], None] | None = None
+    reveal_forged_book: Callable[[Any, str], Awaitable[None]] | None = None
     capture_steps: int = 3
     capture_extra: Callable[[Any], Awaitable[None]] | None = None
     seed: int = 7
@@ -544,7 +547,7 @@ def _perpex_book_message(server: PerpexEmulator, market: str, bids: Sequence[Any
     }  # fmt: skip
 
 
-def _perpex_skip_number(server: PerpexEmulator, market: str) -> None:
+async def _perpex_skip_number(server: PerpexEmulator, market: str) -> None:
     """A forged update continuing a plain count takes the venue's next number, so the venue's real
     update repeats it, the client drops that as a duplicate and nothing would ever show the
     forgery. The venue counts the forged number as used and skips one more (its ``skip`` fault,
@@ -597,8 +600,119 @@ PERPEX = VenueCase(
     credentials=Credentials(token=SecretStr(_perpex_token(_PX_SEED))),
 )
 
+# --- Rails ----------------------------------------------------------------------------------------
+# The engine's perps as "<BASE>-USDT". Every socket carries the token issued for the demo API key
+# and secret in its subprotocol; one socket per market (book, trades) and one market=ALL socket for
+# the account (orders, fills). The ticker is polled over REST (market-data): its snapshot is its
+# sample. Books are a snapshot, asked for on the socket, then deltas numbered by nothing.
+
+_RL_SEED = 7
+
+
+def _rails_credentials(seed: int) -> Credentials:
+    """The emulator's demo API key and secret under ``seed``, from an emulator built but never
+    started (the adapter fetches its token from the running one, as the app does)."""
+    server = RailsEmulator(seed=seed, autostep=False, start_ms=START_MS)
+    return Credentials(api_key=SecretStr(server.demo_api_key), api_secret=SecretStr(server.demo_api_secret))
+
+
+def _rails_book(server: RailsEmulator, market: str) -> BookLevels:
+    """The book as published (25 a side), best first."""
+    rows = server.book(market)
+    bids = [(row["price"], row["quantity"]) for row in rows if row["orderType"] == "buy"]
+    asks = [(row["price"], row["quantity"]) for row in rows if row["orderType"] == "sell"]
+    return bids, asks  # the venue lists each side best first
+
+
+def _rails_book_message(server: RailsEmulator, market: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
+    """A ``publicOrderBook`` (the answer to ``emitPublicOrderBook``: a whole book, asks then bids,
+    best first) stamped as the venue's own would be now: its book's last change (a name that is no
+    market: the clock)."""
+    listed = server.books.get(market)
+    side = lambda kind, levels: [{"orderType": kind, "price": px, "quantity": sz} for px, sz in levels]  # noqa: E731
+    return {
+        "resultType": "publicOrderBook", "market": market,
+        "data": {"orders": side("sell", asks) + side("buy", bids), "statusCode": 200,
+                 "ts": listed.changed_at if listed is not None else server.now_ms()},
+    }  # fmt: skip
+
+
+async def _rails_emit_book(server: RailsEmulator, market: str) -> None:
+    """Nothing numbers Rails' deltas, so a forged whole book is followed by deltas that apply to it
+    as well as to the true one; the client repairs it only from the venue's snapshot (asked for on
+    a crossed book, a reconnect, and by its audit every 30 s). The venue answers
+    ``emitPublicOrderBook`` on every socket of the market now, as if each had asked: the audit's
+    repair without its wait (Polymarket's case gets the same repair by its periodic book)."""
+    for conn in list(server.connections):
+        if conn.state.get("market") == market:
+            await server._emit_book(conn, {"market": market})  # noqa: SLF001
+
+
+async def _rails_place(ws: Any, number: int, request: str, content: dict[str, Any]) -> dict[str, Any]:
+    """Send one order request with an id of another client's form and return its answer's data (the
+    first message echoing the id: the ack or the refusal; the notices that follow echo it too)."""
+    request_id = f"3f0c1f5e-6a8e-4a52-9d6b-{number:012d}"
+    await ws.send(orjson.dumps({"message": request, "content": {**content, "clientRequestId": request_id}}).decode())
+    while True:
+        data = orjson.loads(await asyncio.wait_for(ws.recv(), 5))["data"]
+        if isinstance(data, dict) and data.get("clientRequestId") == request_id:
+            return data
+
+
+async def _rails_extra(server: RailsEmulator) -> None:
+    """The account's own orders over a socket of its own (its acks stay there; every notice and
+    fill reaches the captured market=ALL socket too): a market buy (accepted, filled as taker), a
+    limit far from the market (accepted, resting) cancelled, a post-only that would match
+    (accepted, rejected with a reason). Then the steps to the demo account's own trade (first at
+    21 s under this seed, in SOL-USDT: a maker fill)."""
+    protocol = RAILS_PROTOCOL + server.issue_token(server.demo_api_key)
+    async with websockets.connect(f"{server.ws_url}?market=ALL&subscriptions=orders", subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+        await _rails_place(ws, 1, "createOrder", {"market": "BTC-USDT", "orderType": "buy", "tradeType": "market", "quantity": "0.01"})
+        resting = await _rails_place(ws, 2, "createOrder", {"market": "ETH-USDT", "orderType": "buy", "tradeType": "limit",
+                                                            "price": "1000.00", "quantity": "0.5"})  # fmt: skip
+        cancelled = await _rails_place(ws, 3, "cancelOrder", {"market": "ETH-USDT", "orderId": resting["order"]["orderId"]})
+        best_ask = _rails_book(server, "BTC-USDT")[1][0][0]
+        rejected = await _rails_place(ws, 4, "createOrder", {"market": "BTC-USDT", "orderType": "buy", "tradeType": "limit",
+                                                             "price": best_ask, "quantity": "0.01", "postOnly": True})  # fmt: skip
+        assert cancelled["statusCode"] == rejected["statusCode"] == 202, (cancelled, rejected)
+    for _ in range(25):
+        await server.advance(1000)
+
+
+RAILS = VenueCase(
+    venue=Venue.RAILS,
+    emulator=RailsEmulator,
+    sample_keys=keys(
+        Venue.RAILS,
+        (Channel.BOOK, "BTC-USDT"),  # a socket per market: publicOrderBook, then its deltas
+        (Channel.TRADES, "BTC-USDT"),  # publicCompletedOrders, then its deltas
+        (Channel.BOOK, "ETH-USDT"),
+        (Channel.TRADES, "ETH-USDT"),
+        (Channel.TICKER, "BTC-USDT"),  # REST: GET /api/v1/market-data?market=
+        (Channel.FILLS,),  # market=ALL: completedOrdersDelta of every market
+        (Channel.ORDERS,),  # market=ALL: createOrder, cancelOrder, orderFilled, orderRejected
+    ),
+    # An unknown market is refused at the upgrade (HTTP 400), not in a frame: no bad key. Errors
+    # are {"resultType": <request type or "error">, "data": {"statusCode", "body", ...}}.
+    bad_keys=(),
+    bad_requests=(
+        '{"message":"nope","content":{"clientRequestId":"00000000-0000-4000-8000-000000000077"}}',  # error 400, our id
+        '{"message":"subscribe","content":{"subscriptions":["nope"]}}',  # subscribe 400, no id
+        '{"message":"emitPublicOrderBook","content":{"market":"ETH-USDT"}}',  # not this socket's market
+        '{"message":"createOrder","content":{"orderType":"buy","tradeType":"market","quantity":"1"}}',  # no orders subscription
+        "not json",  # error 400
+    ),
+    book_market="ETH-USDT",
+    emulator_book=_rails_book,
+    book_message=_rails_book_message,
+    reveal_forged_book=_rails_emit_book,
+    capture_extra=_rails_extra,
+    seed=_RL_SEED,
+    credentials=_rails_credentials(_RL_SEED),
+)
+
 #: Every venue the harness runs; one per adapter in ``app.venues.ADAPTERS``.
-CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET, HYPERCALL, PERPS_STUDIO, PERPEX)
+CASES: tuple[VenueCase, ...] = (HYPERLIQUID, ASTER, POLYMARKET, HYPERCALL, PERPS_STUDIO, PERPEX, RAILS)
 
 
 def case_ids(case: VenueCase) -> str:
@@ -805,7 +919,7 @@ class _Socket:
         adapter = self.adapter
         options: dict[str, Any] = {"max_size": None, "ping_interval": None}
         if hasattr(adapter, "dial"):
-            dial = await adapter.dial(self.group)
+            dial = await adapter.dial(self.group, self.keys)  # a venue may name the streams in the URL
             url = dial.url
             if dial.headers:
                 options["additional_headers"] = list(dial.headers)
