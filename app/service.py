@@ -340,15 +340,15 @@ class SubscriptionService:
         if len(conns) < 2 or any(c in self._moves or c in self._moves.values() for c in conns):
             return
         room = adapter.max_subscriptions_per_connection
-        source = min(conns, key=lambda c: len(c.streams))
+        source = min(conns, key=lambda c: c.subscriptions)
         # All to one other connection, the fullest that takes them (a move split over several
         # is not worth its complexity: the next release looks again).
         fits = [
             c for c in conns
-            if c is not source and len(c.streams) + len(source.streams) <= room and all(c.can_carry(k) for k in source.streams)
+            if c is not source and c.subscriptions + source.subscriptions <= room and all(c.can_carry(k) for k in source.streams)
         ]  # fmt: skip
         if fits:
-            self._move(source, max(fits, key=lambda c: len(c.streams)), replace=False)
+            self._move(source, max(fits, key=lambda c: c.subscriptions), replace=False)
 
     def _move(self, old: Connection, new: Connection, *, replace: bool) -> None:
         self._moves[old] = new

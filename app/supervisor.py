@@ -173,11 +173,15 @@ class Connection:
 
     # --- streams ------------------------------------------------------------------------------
 
+    @property
+    def subscriptions(self) -> int:
+        """Streams the venue counts against its per-socket limit (polled ones it never sees)."""
+        polled = self.adapter.polled
+        return sum(1 for key in self.streams if key.channel not in polled) if polled else len(self.streams)
+
     def can_carry(self, key: StreamKey) -> bool:
-        return (
-            len(self.streams) < self.adapter.max_subscriptions_per_connection
-            and self.adapter.route(key) not in self._routes
-        )
+        fits = key.channel in self.adapter.polled or self.subscriptions < self.adapter.max_subscriptions_per_connection
+        return fits and self.adapter.route(key) not in self._routes
 
     def add(self, stream: Stream) -> None:
         self.streams[stream.key] = stream

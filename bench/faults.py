@@ -85,9 +85,7 @@ def book_of(server: EmulatorServer, market: str) -> Callable[[], Any]:
             )
     elif venue == "rails":
         def read() -> Any:
-            rows = server.book(market)  # type: ignore[attr-defined]  # as published: each side best first
-            side = lambda kind: [(row["price"], row["quantity"]) for row in rows if row["orderType"] == kind]  # noqa: E731
-            return side("buy"), side("sell")
+            return server.book_levels(market)  # type: ignore[attr-defined]
     else:
         def read() -> Any:
             return server.book(market)  # type: ignore[attr-defined]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -58,16 +57,9 @@ async def service(rails: RailsEmulator) -> AsyncIterator[Callable[..., Subscript
 
 
 
-def published(rails: RailsEmulator, market: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    rows = rails.book(market)
-    bids = sorted(((r["price"], r["quantity"]) for r in rows if r["orderType"] == "buy"), key=lambda l: -Decimal(l[0]))
-    asks = sorted(((r["price"], r["quantity"]) for r in rows if r["orderType"] == "sell"), key=lambda l: Decimal(l[0]))
-    return bids, asks
-
-
 async def assert_exact(rails: RailsEmulator, stream: Any, market: str) -> None:
     await asyncio.sleep(0.3)  # the last step's deltas have arrived; the emulator is not stepping
-    assert stream.data.book.levels() == published(rails, market)
+    assert stream.data.book.levels() == rails.book_levels(market)
 
 
 async def test_one_socket_per_market_with_books_exact_after_the_snapshot(rails, service):

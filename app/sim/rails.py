@@ -347,6 +347,12 @@ class RailsEmulator(EmulatorServer):
         book = self.books[market]
         return book.rows(book.levels.items())
 
+    def book_levels(self, market: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The published book as bids and asks, each best first, (price, quantity) as sent."""
+        rows = self.book(market)
+        side = lambda kind: [(row["price"], row["quantity"]) for row in rows if row["orderType"] == kind]  # noqa: E731
+        return side("buy"), side("sell")
+
     # ==============================================================================================
     # Upgrade
     # ==============================================================================================

@@ -618,10 +618,7 @@ def _rails_credentials(seed: int) -> Credentials:
 
 def _rails_book(server: RailsEmulator, market: str) -> BookLevels:
     """The book as published (25 a side), best first."""
-    rows = server.book(market)
-    bids = [(row["price"], row["quantity"]) for row in rows if row["orderType"] == "buy"]
-    asks = [(row["price"], row["quantity"]) for row in rows if row["orderType"] == "sell"]
-    return bids, asks  # the venue lists each side best first
+    return server.book_levels(market)
 
 
 def _rails_book_message(server: RailsEmulator, market: str, bids: Sequence[Any], asks: Sequence[Any]) -> Any:
