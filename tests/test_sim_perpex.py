@@ -17,12 +17,13 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.jwt import claims
 from app.sim.engine import DEFAULT_START_MS
 from app.sim.perpex import PerpexEmulator
+from tests.ws_client import JsonClient
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -38,29 +39,11 @@ async def emulator(**options: Any) -> AsyncIterator[PerpexEmulator]:
         yield server
 
 
-class Client:
+class Client(JsonClient):
     """A raw WebSocket client speaking Perpex's JSON."""
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    async def send(self, message: Any) -> None:
-        await self.ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
-
-    async def recv(self, timeout: float = 2.0) -> Any:
-        return orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-
-    async def sync(self) -> list[Any]:
-        """Every frame the server sent before it answered a fresh ping."""
-        await self.send({"op": "ping"})
-        frames = []
-        while (frame := await self.recv()).get("op") != "pong":
-            frames.append(frame)
-        return frames
-
-    async def request(self, message: Any) -> list[Any]:
-        await self.send(message)
-        return await self.sync()
+    ping = {"op": "ping"}
+    pong = ("op", "pong")
 
 
 @contextlib.asynccontextmanager

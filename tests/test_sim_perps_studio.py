@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.sim.engine import DEFAULT_START_MS, HOSTILE_NAMES, HOSTILE_TOKEN
@@ -29,6 +29,7 @@ from app.sim.hyperliquid import HyperliquidEmulator
 from app.sim.perps_studio import DEMO_API_KEY, PerpsStudioEmulator
 from app.sim.runner import VENUE_EMULATORS, start_emulators
 from app.sim.runner import _describe as describe
+from tests.ws_client import JsonClient
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.asyncio(loop_scope="module")]
 
@@ -53,30 +54,11 @@ async def emu() -> AsyncIterator[PerpsStudioEmulator]:
         yield server
 
 
-class Client:
+class Client(JsonClient):
     """A raw WebSocket client speaking perps.studio's JSON."""
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    async def send(self, message: Any) -> None:
-        await self.ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
-
-    async def recv(self, timeout: float = 2.0) -> Any:
-        return orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-
-    async def sync(self) -> list[Any]:
-        """Every frame the server sent before it answered a fresh ping event."""
-        await self.send({"event": "ping"})
-        frames = []
-        while (frame := await self.recv()).get("event") != "pong":
-            frames.append(frame)
-        assert isinstance(frame["ts"], int)
-        return frames
-
-    async def request(self, message: Any) -> list[Any]:
-        await self.send(message)
-        return await self.sync()
+    ping = {"event": "ping"}
+    pong = ("event", "pong")
 
     async def subscribe(self, provider: str, channel: str, **params: Any) -> list[Any]:
         return await self.request({"event": "subscribe", "data": {"provider": provider, "channel": channel, "params": params}})

@@ -132,7 +132,7 @@ from app.sim.options import (
     portfolio_margin,
     years_between,
 )
-from app.sim.server import CLOSE_POLICY_VIOLATION, EmulatorServer, WsConnection
+from app.sim.server import CLOSE_POLICY_VIOLATION, EmulatorServer, LiquidationScript, WsConnection
 
 __all__ = ["CANDLE_RESOLUTIONS", "PRIVATE_CHANNELS", "PUBLIC_CHANNELS", "SLOW_CONSUMER_CLASSES", "HypercallEmulator"]
 
@@ -158,7 +158,6 @@ ACCOUNT_INTERVAL_MS = 1_000
 COMPETITION_INTERVAL_MS = 10_000
 TRADES_PER_S = 3.0
 DEMO_TRADE_EVERY_MS = (15_000, 30_000)
-SCENARIO_STAGES: tuple[tuple[int, str], ...] = ((10_000, "normal"), (25_000, "warning"))
 _FILTERED = frozenset(("orderbook", "trades", "options_chain", "order_updates", "fills"))
 _WALLET = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
@@ -497,12 +496,10 @@ class HypercallEmulator(EmulatorServer):
         self._auction: str | None = None
         self._auction_started = 0
         self._rank = self._demo_rng.randrange(5, 40)
-        self._scenario_stage: str | None = None
-        self._scenario_start = now
+        self._script = LiquidationScript(now, "normal") if scenario == "liquidation" else None
         self._next_demo_trade = now + self._demo_rng.randrange(*DEMO_TRADE_EVERY_MS)
         self._open_demo_account(now)
-        if scenario == "liquidation":
-            self._scenario_stage = "normal"
+        if self._script is not None:
             self._pin = STAGES["normal"]
 
     def _underlying_specs(self, hostile_names: bool) -> dict[str, _UnderlyingSpec]:
@@ -909,12 +906,8 @@ class HypercallEmulator(EmulatorServer):
             await self.broadcast(self._audience("index_prices"), self._index_frame(now))
         if self._due("candles", now, CANDLE_INTERVAL_MS):
             await self._publish_candles(now)
-        if self.scenario == "liquidation":
-            elapsed = now - self._scenario_start
-            stage = next((name for until, name in SCENARIO_STAGES if elapsed < until), "liquidating")
-            if stage != self._scenario_stage:
-                self._scenario_stage = stage
-                self.set_liquidation_stage(stage)
+        if self._script is not None and (stage := self._script.change(now)) is not None:
+            self.set_liquidation_stage(stage)
         if now >= self._next_demo_trade:
             self._next_demo_trade = now + self._demo_rng.randrange(*DEMO_TRADE_EVERY_MS)
             await self._demo_trade(now)

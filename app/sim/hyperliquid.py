@@ -112,7 +112,7 @@ from app.sim.engine import (
     format_decimal,
     format_price,
 )
-from app.sim.server import EmulatorServer, WsConnection
+from app.sim.server import EmulatorServer, LiquidationScript, WsConnection
 
 __all__ = ["HyperliquidEmulator", "INFO_TYPES", "LIQUIDATION_STAGES", "LIQUIDATOR_ADDRESS"]
 
@@ -146,7 +146,6 @@ _STAGE_BANDS: dict[str, tuple[float, float, float]] = {
     "liquidating": (0.75, 0.95, 0.85),
 }
 #: The "liquidation" scenario: (stage, virtual ms after start it lasts until); then liquidating for good.
-_SCENARIO_STAGES: tuple[tuple[LiquidationStage, int], ...] = (("normal", 10_000), ("warning", 25_000))
 _ACCOUNT_PUSHES = frozenset({"userFills", "userEvents", "orderUpdates"})  # fed by the demo account's fills
 _SUBSCRIPTION_FIELDS: dict[str, tuple[str, ...]] = {
     "allMids": (),
@@ -321,8 +320,7 @@ class HyperliquidEmulator(EmulatorServer):
         self._force_liquidation = False
         self._liquidation_due: int | None = None
         self._next_lid = 1_000_000 + int.from_bytes(hashlib.blake2b(f"{self.seed}:lid".encode(), digest_size=3).digest(), "big")
-        self._scenario_start = self.engine.now_ms
-        self._scenario_stage: LiquidationStage | None = None
+        self._script = LiquidationScript(self.engine.now_ms) if self.scenario == "liquidation" else None
 
     def demo_credentials(self) -> dict[str, str]:
         """The demo account whose account streams this emulator serves."""
@@ -384,13 +382,8 @@ class HyperliquidEmulator(EmulatorServer):
         return now >= self._liquidation_due
 
     def _run_scenario(self, now: int) -> None:
-        if self.scenario != "liquidation":
-            return
-        elapsed = now - self._scenario_start
-        stage: LiquidationStage = next((name for name, until in _SCENARIO_STAGES if elapsed < until), "liquidating")
-        if stage != self._scenario_stage:
-            self._scenario_stage = stage
-            self.set_liquidation_stage(stage)
+        if self._script is not None and (stage := self._script.change(now)) is not None:
+            self.set_liquidation_stage(stage)  # type: ignore[arg-type]  # the script's stages are these
 
     def _manage_account(self, events: StepEvents) -> dict[str, Any] | None:
         """Run the scenario and hold the stage after a step; liquidate when due (its trades and

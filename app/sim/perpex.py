@@ -97,7 +97,7 @@ from aiohttp import WSMsgType, web
 
 from app.jwt import TokenError, sign, verify
 from app.sim.engine import DEFAULT_ASSETS, HOSTILE_ASSETS, AssetSpec, Bar, DemoAccount, StepEvents, Trade, bucket_start, format_decimal, format_fixed
-from app.sim.server import EmulatorServer, RollingLimit, WsConnection
+from app.sim.server import EmulatorServer, LiquidationScript, RollingLimit, WsConnection
 
 __all__ = ["CHANNELS", "DEPTHS", "INTERVALS", "STAGES", "PerpexEmulator"]
 
@@ -106,7 +106,6 @@ DEPTHS: tuple[int, ...] = (5, 10, 20, 50)
 INTERVALS: tuple[str, ...] = ("1m", "5m", "15m", "1h", "4h", "1d")
 #: Account margin ratio the liquidation stages pin (maintenance / equity).
 STAGES: dict[str, float] = {"normal": 0.04, "warning": 0.85, "liquidating": 1.05}
-SCENARIO_STAGES: tuple[tuple[int, str], ...] = ((10_000, "normal"), (25_000, "warning"))
 
 DEMO_SUBJECT = "demo"
 DEMO_EXPIRY = 4_102_444_800  # 2100-01-01
@@ -327,8 +326,7 @@ class PerpexEmulator(EmulatorServer):
         self._book_state: dict[str, Any] = {symbol: self._top(symbol, max(DEPTHS)) for symbol in self.markets}
         self._book_pushed = self.engine.now_ms
         self._subscribers: dict[tuple[str, str, str], dict[WsConnection, _Sub]] = {}
-        self._scenario_start = self.engine.now_ms
-        self._scenario_stage: str | None = None
+        self._script = LiquidationScript(self.engine.now_ms) if scenario == "liquidation" else None
         self.accounts: dict[str, _Account] = {}
         self._open_demo_account(random.Random(f"{self.seed}:perpex:demo"))
 
@@ -998,12 +996,8 @@ class PerpexEmulator(EmulatorServer):
         for (channel, symbol, interval), audience in list(self._subscribers.items()):
             if channel == "candles" and audience:
                 await self._publish_candles(symbol, interval, now)
-        if self.scenario == "liquidation":
-            elapsed = now - self._scenario_start
-            stage = next((name for until, name in SCENARIO_STAGES if elapsed < until), "liquidating")
-            if stage != self._scenario_stage:
-                self._scenario_stage = stage
-                self.set_liquidation_stage(stage)
+        if self._script is not None and (stage := self._script.change(now)) is not None:
+            self.set_liquidation_stage(stage)
         for account in list(self.accounts.values()):
             await self._work_orders(account)
             await self._check_margin(account, now)

@@ -131,6 +131,27 @@ class RollingLimit:
         return max(times[0] + self.period - now, 1e-6)
 
 
+class LiquidationScript:
+    """The ``liquidation`` scenario's timeline, the same on every venue with a demo account:
+    Normal for the first 10 s of virtual time, Warning until 25 s, then Liquidating."""
+
+    STAGES: ClassVar[tuple[tuple[int, str], ...]] = ((10_000, "normal"), (25_000, "warning"))
+    LAST = "liquidating"
+
+    def __init__(self, start_ms: int, stage: str | None = None) -> None:
+        self.start_ms = start_ms
+        self.stage = stage
+
+    def change(self, now_ms: int) -> str | None:
+        """The stage at ``now_ms`` if it differs from the last one said, else ``None``."""
+        elapsed = now_ms - self.start_ms
+        stage = next((name for until, name in self.STAGES if elapsed < until), self.LAST)
+        if stage == self.stage:
+            return None
+        self.stage = stage
+        return stage
+
+
 class WsConnection:
     """One upgraded WebSocket client. Venue subclasses keep their per-connection state in ``state``."""
 
