@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from decimal import Decimal
 from functools import cache
 from enum import StrEnum
 from typing import ClassVar
@@ -302,6 +303,60 @@ class CandleSeries(StreamData):
         self.candles.clear()
         self.has_history = False
         super().clear()
+
+
+class TradeCandles(CandleSeries):
+    """Candles of ``interval_ms`` built from the trades the venue pushes, for a venue that
+    streams none (Rails). The first trades (its recent-trade backlog) are all the history there is,
+    so the chart starts short and grows. A reconnect keeps the bars (they are what was seen, and a
+    backlog refills what it can); trades already counted are skipped by id."""
+
+    def __init__(self, interval: str, interval_ms: int, maxlen: int = 1500) -> None:
+        super().__init__(maxlen)
+        self.interval = interval
+        self.interval_ms = interval_ms
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
+
+    def apply(self, event: MarketEvent) -> None:
+        if not isinstance(event, Trades):
+            return
+        for trade in sorted(event.trades, key=lambda t: t.time_ms):
+            if trade.trade_id in self._seen:
+                continue
+            self._remember(trade.trade_id)
+            self._fold(trade)
+        self.has_history = True
+        self.generation += 1
+
+    def _fold(self, trade: Trade) -> None:
+        opened = trade.time_ms - trade.time_ms % self.interval_ms
+        last = self.candles[-1] if self.candles else None
+        if last is not None and opened < last.open_time_ms:
+            return  # a trade older than the forming bar: its bar is already drawn
+        if last is None or opened > last.open_time_ms:
+            self.candles.append(Candle(
+                trade.market, self.interval, opened, opened + self.interval_ms - 1,
+                trade.price, trade.price, trade.price, trade.price, trade.size, 1,
+            ))  # fmt: skip
+            return
+        price = Decimal(trade.price)
+        if price > Decimal(last.high):
+            last.high = trade.price
+        if price < Decimal(last.low):
+            last.low = trade.price
+        last.close = trade.price
+        last.volume = str(Decimal(last.volume) + Decimal(trade.size))
+        last.trade_count = (last.trade_count or 0) + 1
+
+    def _remember(self, trade_id: str) -> None:
+        self._seen.add(trade_id)
+        self._seen_order.append(trade_id)
+        if len(self._seen_order) > 5000:
+            self._seen.discard(self._seen_order.popleft())
+
+    def clear(self) -> None:
+        pass  # bars seen stay through a reconnect (see the class docstring)
 
 
 class TickerData(StreamData):

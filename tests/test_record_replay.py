@@ -253,6 +253,7 @@ KEYS = {
     Venue.RAILS: [
         StreamKey(Venue.RAILS, Channel.BOOK, "BTC-USDT"),
         StreamKey(Venue.RAILS, Channel.TRADES, "ETH-USDT"),
+        StreamKey(Venue.RAILS, Channel.CANDLES, "ETH-USDT", freeze_params({"interval": "15m"})),
         StreamKey(Venue.RAILS, Channel.TICKER, "SOL-USDT"),
         StreamKey(Venue.RAILS, Channel.FILLS),
         StreamKey(Venue.RAILS, Channel.ORDERS),

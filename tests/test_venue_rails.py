@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -184,3 +185,19 @@ async def test_a_429_from_the_token_endpoint_is_waited_out(rails, service):
     asked = rails.stats.token_requests
     await asyncio.sleep(1.0)
     assert rails.stats.token_requests == asked == 21 and book.stream.state is not StreamState.LIVE
+
+
+async def test_candles_are_built_from_the_public_trades(rails, service):
+    svc = service()
+    trades = svc.subscribe(RAILS, Channel.TRADES, "ETH-USDT")
+    candles = svc.subscribe(RAILS, Channel.CANDLES, "ETH-USDT", {"interval": "1m"})
+    await stepped_until(rails, lambda: candles.stream.state is StreamState.LIVE, what="bars live")
+    await stepped_until(rails, lambda: len(candles.stream.data.candles) >= 2, timeout=15, what="a second bar")
+    await asyncio.sleep(0.3)
+    tape, bars = list(trades.stream.data.trades), list(candles.stream.data.candles)
+    last = bars[-1]
+    in_bar = [t for t in tape if last.open_time_ms <= t.time_ms <= last.close_time_ms]
+    assert in_bar and last.close == in_bar[-1].price and last.open == in_bar[0].price
+    assert Decimal(last.volume) == sum(Decimal(t.size) for t in in_bar) and last.trade_count == len(in_bar)
+    assert Decimal(last.high) == max(Decimal(t.price) for t in in_bar)
+    assert len(svc.connections(RAILS)) == 1  # the tape's subscription feeds the bars too

@@ -21,6 +21,8 @@ Design decisions, ours:
 
 * ``clientRequestId`` is a UUID carrying our request number (``...-8000-<number>``), so acks and
   errors find their request and a venue that checks the format sees a UUID.
+* Candles are built from the public trades (:class:`~app.state.TradeCandles`; Rails has no candle
+  stream or endpoint): the recent-trade backlog is their only history, so a chart starts short.
 * The ticker is ``GET /api/v1/market-data?market=`` every 2 s (Rails streams none): mid from its
   bid and ask, index, funding, open interest, 24 h volume.
 * A socket closed 4001 is retried: the next dial brings a fresh token. A refused key or secret
@@ -54,10 +56,11 @@ from app.model import (
     Trade,
     Trades,
     Venue,
+    freeze_params,
 )
 from app.record import parse_request
 from app.rest import RestClient, RestError, shared_limiter
-from app.state import BookData, BookSync, StreamData, new_state
+from app.state import BookData, BookSync, StreamData, TradeCandles, new_state
 from app.tokens import GivenToken, IssuedToken, TokenSource
 from app.venues import fields
 from app.venues.base import (
@@ -89,7 +92,12 @@ NETWORKS: dict[str, Endpoint] = {
 TOKEN_REQUESTS_PER_MINUTE = 20
 CREDENTIAL_VARIABLES = "PERPTERM_RAILS_API_KEY and PERPTERM_RAILS_API_SECRET"
 
-_WIRE = {Channel.BOOK: "publicOrderBook", Channel.TRADES: "publicTrades", Channel.FILLS: "trades", Channel.ORDERS: "orders"}
+_WIRE = {
+    Channel.BOOK: "publicOrderBook", Channel.TRADES: "publicTrades", Channel.CANDLES: "publicTrades",
+    Channel.FILLS: "trades", Channel.ORDERS: "orders",
+}  # fmt: skip
+# Candles are built from the public trades (Rails streams none), at the intervals the app shows.
+CANDLE_INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
 _ID_PREFIX = "00000000-0000-4000-8000-"
 _ORDER_RESULTS = frozenset({"createOrder", "cancelOrder", "modifyOrder", "orderFilled", "orderRejected"})
 _ORDER_STATUS = {
@@ -155,6 +163,8 @@ class RailsAdapter(VenueAdapter):
             raise ValueError(f"rails {key.channel}: {self.account_missing}")
         if key.channel not in ACCOUNT_CHANNELS and not key.market:
             raise ValueError(f"rails {key.channel} needs a market")
+        if key.channel is Channel.CANDLES and key.param("interval", "1m") not in CANDLE_INTERVAL_MS:
+            raise ValueError(f"rails candles come in {', '.join(CANDLE_INTERVAL_MS)}")
 
     def group(self, key: StreamKey) -> Hashable:
         return "ALL" if key.channel in ACCOUNT_CHANNELS else key.market
@@ -173,6 +183,9 @@ class RailsAdapter(VenueAdapter):
     def state_for(self, key: StreamKey) -> StreamData:
         if key.channel is Channel.BOOK:
             return BookData(BookSync.SNAPSHOT_THEN_DELTAS)
+        if key.channel is Channel.CANDLES:
+            interval = key.param("interval", "1m")
+            return TradeCandles(interval, CANDLE_INTERVAL_MS[interval])
         return new_state(key.channel)
 
     def subscription(self, key: StreamKey) -> str:
@@ -181,6 +194,8 @@ class RailsAdapter(VenueAdapter):
     def route(self, key: StreamKey) -> Hashable:
         if key.channel in ACCOUNT_CHANNELS:
             return (_WIRE[key.channel],)
+        if key.channel is Channel.CANDLES:
+            return ("candles", key.market, key.param("interval", "1m"))
         return (self.subscription(key), key.market)
 
     def subscribe_messages(self, keys: list[StreamKey], request_id: int, *, initial: bool = False) -> list[str]:
@@ -198,7 +213,7 @@ class RailsAdapter(VenueAdapter):
     def _emit(self, key: StreamKey, request_id: int) -> list[str] | None:
         if key.channel is Channel.BOOK:
             return [_request("emitPublicOrderBook", request_id, market=key.market)]
-        if key.channel is Channel.TRADES:
+        if key.channel is Channel.TRADES or key.channel is Channel.CANDLES:  # the tape's, the bars' history
             return [_request("emitPublicCompletedOrders", request_id, market=key.market)]
         return None
 
@@ -261,8 +276,10 @@ class RailsAdapter(VenueAdapter):
         ]
 
     def key_for_route(self, route: Hashable, group: Hashable) -> StreamKey | None:
-        channel_of = {**{wire: channel for channel, wire in _WIRE.items()}, "ticker": Channel.TICKER}
+        channel_of = {**{wire: channel for channel, wire in _WIRE.items() if channel is not Channel.CANDLES}, "ticker": Channel.TICKER}
         match route:
+            case ("candles", str(market), str(interval)):
+                return StreamKey(self.venue, Channel.CANDLES, market, freeze_params({"interval": interval}))
             case (str(wire),) if channel_of.get(wire) in ACCOUNT_CHANNELS:
                 return StreamKey(self.venue, channel_of[wire])
             case (str(wire), str(market)) if wire in channel_of:
@@ -374,7 +391,11 @@ def _trades(message: dict[str, Any], data: Any, *, backlog: bool) -> list[Decode
     if not trades:
         return [Ignored()]
     trades.sort(key=lambda trade: trade.time_ms)
-    return [Data(("publicTrades", market), Trades(market, trades, backlog=backlog))]
+    bars = Trades(market, trades, backlog=backlog)  # one object for every interval's bars, another for the tape
+    return [
+        Data(("publicTrades", market), Trades(market, trades, backlog=backlog)),
+        *(Data(("candles", market, interval), bars) for interval in CANDLE_INTERVAL_MS),
+    ]
 
 
 def _decode_fills(message: dict[str, Any], data: Any) -> list[Decoded]:

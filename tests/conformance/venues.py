@@ -685,6 +685,7 @@ RAILS = VenueCase(
         (Channel.TRADES, "BTC-USDT"),  # publicCompletedOrders, then its deltas
         (Channel.BOOK, "ETH-USDT"),
         (Channel.TRADES, "ETH-USDT"),
+        (Channel.CANDLES, "ETH-USDT", {"interval": "1m"}),  # bars built from the same trades
         (Channel.TICKER, "BTC-USDT"),  # REST: GET /api/v1/market-data?market=
         (Channel.FILLS,),  # market=ALL: completedOrdersDelta of every market
         (Channel.ORDERS,),  # market=ALL: createOrder, cancelOrder, orderFilled, orderRejected
