@@ -24,6 +24,7 @@ from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
@@ -297,11 +298,11 @@ class PerptermApp(App[None]):
         )
         self._bind_selection()
         self._bind_accounts()
-        self.set_interval(PORTFOLIO_REFRESH, self._refresh_portfolio)
+        self._every(PORTFOLIO_REFRESH, self._refresh_portfolio)
         for venue in self.venues:
             self._load_markets(venue)
-        self.set_interval(SWITCH_POLL, self._complete_switch)
-        self.set_interval(0.5, self._update_header)
+        self._every(SWITCH_POLL, self._complete_switch)
+        self._every(0.5, self._update_header)
         # Textual allocates many short-lived objects; gen-2 collections set the latency tail.
         gc.collect()
         gc.freeze()
@@ -397,6 +398,18 @@ class PerptermApp(App[None]):
             view.display = handle is not None or channel in self._incoming
 
     # --- accounts -----------------------------------------------------------------------------
+
+    def _every(self, seconds: float, callback: Callable[[], None]) -> None:
+        """An interval timer for a callback that reads the main screen's widgets: while the app
+        closes, those go before the app's timers stop, and a tick then has nothing to update."""
+
+        def tick() -> None:
+            try:
+                callback()
+            except NoMatches:
+                if self.screen_stack and self.screen_stack[0].query("#header"):
+                    raise  # the main screen is whole: a widget is missing for real
+        self.set_interval(seconds, tick)
 
     def _bind_accounts(self) -> None:
         """Subscribe the account streams of every venue with a wallet, for the app's lifetime,
