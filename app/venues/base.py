@@ -208,6 +208,8 @@ class VenueAdapter(ABC):
     # (:meth:`resync_messages`), where the protocol cannot show a lost update (Rails' books have no
     # sequence): the answer replaces the state, and a difference is counted as a gap.
     audit_every: ClassVar[dict[Channel, float]] = {}
+    # Why the account channels are refused when :attr:`has_account` is false.
+    account_missing: ClassVar[str] = "no wallet configured"
     # Close codes that mean "do not retry" (authentication refused and the like).
     fatal_close_codes: ClassVar[dict[int, str]] = {4001: "authentication rejected", 4003: "forbidden"}
 
@@ -259,8 +261,6 @@ class VenueAdapter(ABC):
         """Whether the account channels have an account to be about: a configured wallet, or
         on venues where the credentials name the account (a token's subject), those."""
         return bool(self.wallet)
-
-    account_missing: ClassVar[str] = "no wallet configured"
 
     def state_for(self, key: StreamKey) -> StreamData:
         """The state a stream of ``key`` folds into; venues with delta books pick their sync here."""

@@ -127,6 +127,7 @@ class RailsAdapter(VenueAdapter):
         super().__init__(*args, **kwargs)
         key, secret, token = self.credentials.api_key, self.credentials.api_secret, self.credentials.token
         self.tokens: TokenSource | None = None
+        self._auth: RestClient | None = None  # the token endpoint's client, with the key and secret
         if key is not None and secret is not None:
             auth_url = self.endpoint.url("auth_http") or self.endpoint.http_url
             limiter = shared_limiter(f"rails-token:{auth_url}", key.get_secret_value(), TOKEN_REQUESTS_PER_MINUTE)
@@ -142,6 +143,7 @@ class RailsAdapter(VenueAdapter):
 
     async def _fetch_token(self) -> tuple[str, float]:
         try:
+            assert self._auth is not None  # only an IssuedToken calls this
             answer = orjson.loads(await self._auth.fetch("POST", "/api/v1/token"))
         except RestError as exc:
             if exc.status in (401, 403):
@@ -313,7 +315,7 @@ class RailsAdapter(VenueAdapter):
 
     async def close(self) -> None:
         await super().close()
-        if self.tokens is not None and isinstance(self.tokens, IssuedToken):
+        if self._auth is not None:
             await self._auth.close()
 
 
