@@ -64,7 +64,14 @@ log = logging.getLogger("perpterm.supervisor")
 
 RATE_WINDOW = 5.0  # seconds over which the message rate is averaged
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # full-depth snapshots can be large; bounded all the same
-ROTATE_AT = 0.9  # share of a venue's connection lifetime after which the socket is replaced
+ROTATE_LEAD = 0.1  # share of a socket's lifetime left when its replacement is opened...
+MIN_ROTATE_LEAD = 2.0  # ...but at least these seconds (a short-lived token), at most half the life
+
+
+def rotation_due(lifetime: float) -> float:
+    """Seconds after opening at which a socket that lives ``lifetime`` is replaced: early enough
+    for the replacement to connect and sync before the venue ends the old one."""
+    return lifetime - min(max(lifetime * ROTATE_LEAD, MIN_ROTATE_LEAD), lifetime / 2)
 
 
 class Backoff:
@@ -629,7 +636,7 @@ class Connection:
             if audit is not None and now - last_audit >= audit:
                 last_audit = now
                 self._audit()
-            if self._lifetime is not None and now - opened >= self._lifetime * ROTATE_AT and not rotating:
+            if self._lifetime is not None and now - opened >= rotation_due(self._lifetime) and not rotating:
                 rotating = True  # once per socket
                 self._sink.rotate(self)
             if not self._check_unanswered(now):

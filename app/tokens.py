@@ -4,8 +4,8 @@ A :class:`TokenSource` is asked for a token before every dial. A token given in 
 (:class:`GivenToken`) is used as is until its ``exp``, then refused with a clear message: dialling
 with it would only be refused by the venue, again and again. A token the venue issues for a key and
 secret (:class:`IssuedToken`) is fetched once, shared by every connection, and fetched anew when
-less than a quarter of its life is left, so a socket opened with it lasts long enough to be
-replaced before the token expires (the dial's ``max_lifetime``, :meth:`TokenSource.lifetime`: the
+less than 60 % of its life is left, so a socket opened with it lasts long enough to be replaced
+before the token expires (the dial's ``max_lifetime``, :meth:`TokenSource.lifetime`: the
 service opens the replacement, with a fresh token, before the old socket's token runs out).
 """
 
@@ -21,7 +21,10 @@ from pydantic import SecretStr
 from app import jwt, secrets
 from app.venues.base import Refused
 
-REFRESH_SHARE = 0.25  # fetch a new token when less than this share of its life is left
+# Fetch a new token when less than this share of its life is left: more than a socket has left
+# when it is replaced (at most half its life, see app.supervisor.rotation_due), so a replacement
+# always dials with a new token.
+REFRESH_SHARE = 0.6
 
 
 def _when(unix: float) -> str:

@@ -76,7 +76,8 @@ async def test_transition_to_warning_and_liquidating_rings_and_alerts(emulators)
         await eventually(lambda: states()[Venue.HYPERCALL] is LiquidationState.WARNING, timeout=8, what="warning")
         await eventually(lambda: bells and liquidation.alerting, what="the alert")
         assert "⚠ hypercall WARNING" in text(liquidation)
-        assert any("Warning" in str(n.message) for n in app._notifications)
+        # notify() posts a message: the notification is added when the app handles it.
+        await eventually(lambda: any("Warning" in str(n.message) for n in app._notifications), what="the notification")
 
         hypercall.set_liquidation_stage("liquidating")
         await eventually(lambda: states()[Venue.HYPERCALL] is LiquidationState.LIQUIDATING, timeout=8, what="liquidating")

@@ -14,7 +14,7 @@ socket leaves the others alone), and one ``market=ALL`` socket for the account's
 deltas before it are dropped (:attr:`~app.state.BookSync.SNAPSHOT_THEN_DELTAS`: it is sent after
 them on the same ordered socket, so it contains them), and a crossed book asks again on the
 socket. The token is fetched once for every socket (:class:`~app.tokens.IssuedToken`), renewed
-with a quarter of its life left, and each socket's lifetime is its token's: the service opens the
+with 60 % of its life left, and each socket's lifetime is its token's: the service opens the
 replacement, with the new token, and moves the streams over before the old token expires.
 
 Design decisions, ours:
