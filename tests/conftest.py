@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,8 @@ from app.venues import build_adapter
 from app.venues.base import Endpoint, Liveness, VenueAdapter
 
 FAST_LIVENESS = Liveness(ping_interval=1.0, probe_after=0.3, pong_timeout=0.6)
+QUICK_LIVENESS = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
+"""The venue service tests': a silent second is a probe, an unanswered subscribe is sent again after 2 s."""
 
 
 @pytest.fixture
@@ -65,6 +68,23 @@ async def make_service(emulator):
     yield make
     for service in services:
         await service.close()
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[Callable[..., SubscriptionService]]:
+    """Services over one adapter each (quick liveness, backoff and idle grace unless told); every
+    one is closed at the end of the test."""
+    made: list[SubscriptionService] = []
+
+    def make(adapter: VenueAdapter, liveness: Liveness = QUICK_LIVENESS, **kwargs: Any) -> SubscriptionService:
+        kwargs.setdefault("backoff", lambda: Backoff(initial=0.05, maximum=0.4))
+        kwargs.setdefault("idle_grace", 0.2)
+        service = SubscriptionService([adapter], liveness={adapter.venue: liveness}, **kwargs)
+        made.append(service)
+        return service
+
+    yield make
+    await asyncio.gather(*(service.close() for service in made))
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:

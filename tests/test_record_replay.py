@@ -23,18 +23,17 @@ from app.sim.aster import AsterEmulator
 from app.sim.hyperliquid import HyperliquidEmulator
 from app.supervisor import Backoff
 from app.venues import ADAPTERS, build_adapter
-from app.venues.base import Dial, Endpoint, Liveness, VenueAdapter
+from app.venues.base import Dial, Endpoint, VenueAdapter
 from app.venues.hyperliquid import HyperliquidAdapter
-from tests.conftest import FAST_LIVENESS, endpoint_of, eventually
+from tests.conftest import FAST_LIVENESS, QUICK_LIVENESS, endpoint_of, eventually
 
 HL, ASTER = Venue.HYPERLIQUID, Venue.ASTER
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 
 
 def make_service(adapters: list[VenueAdapter], recorder: Recorder) -> SubscriptionService:
     return SubscriptionService(
         adapters,
-        liveness={HL: FAST_LIVENESS, ASTER: QUICK},
+        liveness={HL: FAST_LIVENESS, ASTER: QUICK_LIVENESS},
         backoff=lambda: Backoff(initial=0.05, maximum=0.4),
         idle_grace=0.2,
         recorder=recorder,

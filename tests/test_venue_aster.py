@@ -15,10 +15,9 @@ from app.sim.aster import AsterEmulator
 from app.supervisor import Backoff
 from app.venues.aster import AsterAdapter
 from app.venues.base import Dial, Endpoint, Liveness
-from tests.conftest import eventually
+from tests.conftest import QUICK_LIVENESS, eventually
 
 ASTER = Venue.ASTER
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def endpoint_of(server: AsterEmulator) -> Endpoint:
 async def service(aster):
     services: list[SubscriptionService] = []
 
-    def make(adapter_cls: type[AsterAdapter] = AsterAdapter, liveness: Liveness = QUICK) -> SubscriptionService:
+    def make(adapter_cls: type[AsterAdapter] = AsterAdapter, liveness: Liveness = QUICK_LIVENESS) -> SubscriptionService:
         endpoint = endpoint_of(aster)
         made = SubscriptionService(
             [adapter_cls(endpoint, RestClient(endpoint.http_url))],

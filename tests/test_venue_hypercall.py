@@ -40,9 +40,9 @@ from app.sim.engine import DEFAULT_START_MS, DEMO_ADDRESS, format_decimal
 from app.sim.hypercall import HypercallEmulator
 from app.sim.options import bs_greeks, years_between
 from app.sim.server import WsConnection
-from app.supervisor import Backoff, Connection
+from app.supervisor import Connection
 from app.venues import build_adapter
-from app.venues.base import Endpoint, Liveness
+from app.venues.base import Endpoint
 from app.venues.hypercall import ACCOUNT
 from tests.conftest import eventually
 from tests.test_sim_hypercall import raw_socket, read_frame
@@ -50,7 +50,6 @@ from tests.test_sim_hypercall import raw_socket, read_frame
 pytestmark = pytest.mark.timeout(20)
 
 HC = Venue.HYPERCALL
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 MIXED_CASE = "0x" + DEMO_ADDRESS[2:].upper()  # the demo wallet; the venue echoes it lower-cased
 OTHER_WALLET = "0x" + "ab" * 20  # valid, holds nothing
 ACCOUNT_CHANNELS = (Channel.POSITIONS, Channel.FILLS, Channel.ORDERS, Channel.LIQUIDATION, Channel.COMPETITION)
@@ -69,22 +68,14 @@ async def hypercall():
 
 
 @pytest.fixture
-async def service(hypercall):
+def service(hypercall, services):
     """Services on an emulator (``hypercall`` unless given), each closed at the end of the test."""
-    made: list[SubscriptionService] = []
 
     def make(wallet: str | None = MIXED_CASE, server: HypercallEmulator | None = None, **kwargs: Any) -> SubscriptionService:
         server = server or hypercall
-        adapter = build_adapter(HC, Endpoint(server.ws_url, server.http_url), wallet)
-        svc = SubscriptionService(
-            [adapter], liveness={HC: QUICK}, backoff=lambda: Backoff(initial=0.05, maximum=0.4), idle_grace=0.2, **kwargs
-        )
-        made.append(svc)
-        return svc
+        return services(build_adapter(HC, Endpoint(server.ws_url, server.http_url), wallet), **kwargs)
 
-    yield make
-    for svc in made:
-        await svc.close()
+    return make
 
 
 def record_client_frames(server: HypercallEmulator) -> list[tuple[int, Any]]:

@@ -25,16 +25,14 @@ from app.portfolio import AccountSource, Portfolio, Transition
 from app.service import Subscription, SubscriptionService
 from app.sim.engine import DEFAULT_START_MS, DEMO_ADDRESS, Fill
 from app.sim.hyperliquid import LIQUIDATION_DELAY_MS, HyperliquidEmulator
-from app.supervisor import Backoff
 from app.venues import build_adapter
-from app.venues.base import Endpoint, Liveness
+from app.venues.base import Endpoint
 from app.venues.hyperliquid import LIQUIDATION_SHOWN
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.timeout(20)
 
 HL = Venue.HYPERLIQUID
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 ACCOUNT_CHANNELS = (Channel.POSITIONS, Channel.FILLS, Channel.ORDERS, Channel.LIQUIDATION)
 
 
@@ -47,18 +45,11 @@ async def hyperliquid():
 
 
 @pytest.fixture
-async def service(hyperliquid):
-    made: list[SubscriptionService] = []
-
+def service(hyperliquid, services):
     def make(wallet: str | None = DEMO_ADDRESS) -> SubscriptionService:
-        adapter = build_adapter(HL, Endpoint(hyperliquid.ws_url, hyperliquid.http_url), wallet)
-        svc = SubscriptionService([adapter], liveness={HL: QUICK}, backoff=lambda: Backoff(initial=0.05, maximum=0.4), idle_grace=0.2)
-        made.append(svc)
-        return svc
+        return services(build_adapter(HL, Endpoint(hyperliquid.ws_url, hyperliquid.http_url), wallet))
 
-    yield make
-    for svc in made:
-        await svc.close()
+    return make
 
 
 def live(*handles: Subscription) -> bool:

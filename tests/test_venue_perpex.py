@@ -20,15 +20,13 @@ from app.rest import RateLimiter
 from app.secrets import Credentials
 from app.service import SubscriptionService
 from app.sim.perpex import PerpexEmulator
-from app.supervisor import Backoff
 from app.venues import build_adapter
-from app.venues.base import Endpoint, Liveness
+from app.venues.base import Endpoint
 from tests.conftest import stepped_until
 
 pytestmark = pytest.mark.timeout(40)
 
 PX = Venue.PERPEX
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD", "HYPE-USD")
 
 
@@ -39,19 +37,14 @@ async def perpex() -> AsyncIterator[PerpexEmulator]:
 
 
 @pytest.fixture
-async def service(perpex: PerpexEmulator) -> AsyncIterator[Callable[..., SubscriptionService]]:
-    made: list[SubscriptionService] = []
+def service(perpex: PerpexEmulator, services: Callable[..., SubscriptionService]) -> Callable[..., SubscriptionService]:
+    """Services on the emulator with the demo token unless told."""
 
     def make(token: str | None = None, **kwargs: Any) -> SubscriptionService:
         token = perpex.demo_credentials()["token"] if token is None else token
-        adapter = build_adapter(PX, Endpoint(perpex.ws_url, perpex.http_url), None, Credentials(token=SecretStr(token)))
-        kwargs.setdefault("idle_grace", 0.2)
-        svc = SubscriptionService([adapter], liveness={PX: QUICK}, backoff=lambda: Backoff(initial=0.05, maximum=0.4), **kwargs)
-        made.append(svc)
-        return svc
+        return services(build_adapter(PX, Endpoint(perpex.ws_url, perpex.http_url), None, Credentials(token=SecretStr(token))), **kwargs)
 
-    yield make
-    await asyncio.gather(*(svc.close() for svc in made))
+    return make
 
 
 

@@ -40,7 +40,6 @@ from tests.conftest import eventually
 pytestmark = pytest.mark.timeout(30)
 
 PS = Venue.PERPS_STUDIO
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 WRONG_KEY = "ps_test_not_a_key_4711"
 STEP_MS = 250
 
@@ -83,25 +82,18 @@ async def studio() -> AsyncIterator[StudioEmulator]:
 
 
 @pytest.fixture
-async def service(studio: StudioEmulator) -> AsyncIterator[Callable[..., SubscriptionService]]:
+def service(studio: StudioEmulator, services: Callable[..., SubscriptionService]) -> Callable[..., SubscriptionService]:
     """Services on the emulator (with the demo key unless told), each closed at the end of the test."""
-    made: list[SubscriptionService] = []
 
-    def make(api_key: str | None = DEMO_API_KEY, adapter_cls: type[PerpsStudioAdapter] | None = None,
-             liveness: Liveness = QUICK, **kwargs: Any) -> SubscriptionService:  # fmt: skip
+    def make(api_key: str | None = DEMO_API_KEY, adapter_cls: type[PerpsStudioAdapter] | None = None, **kwargs: Any) -> SubscriptionService:
         endpoint = Endpoint(studio.ws_url, studio.http_url)
         credentials = Credentials(api_key=None if api_key is None else SecretStr(api_key))
         adapter = build_adapter(PS, endpoint, None, credentials)
         if adapter_cls is not None:
             adapter = adapter_cls(endpoint, adapter.rest, None, credentials)
-        kwargs.setdefault("idle_grace", 0.2)
-        svc = SubscriptionService([adapter], liveness={PS: liveness}, backoff=lambda: Backoff(initial=0.05, maximum=0.4), **kwargs)
-        made.append(svc)
-        return svc
+        return services(adapter, **kwargs)
 
-    yield make
-    for svc in made:
-        await svc.close()
+    return make
 
 
 def emulator_book(server: PerpsStudioEmulator, market: str) -> Levels:

@@ -14,12 +14,11 @@ from app.rest import RestClient
 from app.service import SubscriptionService
 from app.sim.polymarket import PolymarketEmulator
 from app.supervisor import Backoff
-from app.venues.base import Endpoint, Liveness
+from app.venues.base import Endpoint
 from app.venues.polymarket import PolymarketAdapter
-from tests.conftest import eventually
+from tests.conftest import QUICK_LIVENESS, eventually
 
 PM = Venue.POLYMARKET
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 
 
 @pytest.fixture(params=[False, True], ids=["current", "legacy"])
@@ -33,7 +32,7 @@ async def service(polymarket):
     endpoint = Endpoint(polymarket.ws_url, polymarket.http_url)
     made = SubscriptionService(
         [PolymarketAdapter(endpoint, RestClient(endpoint.http_url))],
-        liveness={PM: QUICK},
+        liveness={PM: QUICK_LIVENESS},
         backoff=lambda: Backoff(initial=0.05, maximum=0.4),
         idle_grace=0.2,
     )

@@ -20,16 +20,14 @@ from app.model import Channel, ConnectionState, StreamState, Venue
 from app.secrets import Credentials
 from app.service import SubscriptionService
 from app.sim.rails import RailsEmulator
-from app.supervisor import Backoff
 from app.venues import build_adapter
-from app.venues.base import Endpoint, Liveness
+from app.venues.base import Endpoint
 from app.venues.rails import RailsAdapter
 from tests.conftest import eventually, stepped_until
 
 pytestmark = pytest.mark.timeout(40)
 
 RAILS = Venue.RAILS
-QUICK = Liveness(ping_interval=1.0, probe_after=0.5, pong_timeout=1.0, subscribe_timeout=2.0)
 
 
 @pytest.fixture
@@ -39,21 +37,16 @@ async def rails() -> AsyncIterator[RailsEmulator]:
 
 
 @pytest.fixture
-async def service(rails: RailsEmulator) -> AsyncIterator[Callable[..., SubscriptionService]]:
-    made: list[SubscriptionService] = []
+def service(rails: RailsEmulator, services: Callable[..., SubscriptionService]) -> Callable[..., SubscriptionService]:
+    """Services on the emulator with the demo key and secret unless told."""
 
     def make(credentials: Credentials | None = None, **kwargs: Any) -> SubscriptionService:
         credentials = credentials or Credentials(
             api_key=SecretStr(rails.demo_api_key), api_secret=SecretStr(rails.demo_api_secret)
         )
-        adapter = build_adapter(RAILS, Endpoint(rails.ws_url, rails.http_url), None, credentials)
-        kwargs.setdefault("idle_grace", 0.2)
-        svc = SubscriptionService([adapter], liveness={RAILS: QUICK}, backoff=lambda: Backoff(initial=0.05, maximum=0.4), **kwargs)
-        made.append(svc)
-        return svc
+        return services(build_adapter(RAILS, Endpoint(rails.ws_url, rails.http_url), None, credentials), **kwargs)
 
-    yield make
-    await asyncio.gather(*(svc.close() for svc in made))
+    return make
 
 
 
