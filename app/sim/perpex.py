@@ -241,6 +241,19 @@ def _error_response(status: int, code: str, message: str, headers: dict[str, str
     return web.Response(status=status, body=_error_body(code, message), content_type="application/json", headers=headers)
 
 
+def _price_of(body: dict[str, Any], name: str, kind: str, owner: str, spec: AssetSpec) -> int | None:
+    """The price field ``name`` that orders of type ``owner`` need and no other type may carry, in
+    ticks (``None`` on the others)."""
+    value = body.get(name)
+    if kind != owner:
+        if value is not None:
+            raise _ApiError(400, "INVALID_REQUEST", f"{name} is only for {owner} orders")
+        return None
+    if value is None:
+        raise _ApiError(400, "INVALID_REQUEST", f"missing field: {name} ({owner} orders)")
+    return _units(value, spec.px_decimals, name)
+
+
 def _units(value: Any, decimals: int, name: str) -> int:
     """A positive decimal (string or number) as a whole count of ``10**-decimals``."""
     if isinstance(value, bool) or not isinstance(value, str | int | float) or len(str(value)) > 40:
@@ -539,19 +552,8 @@ class PerpexEmulator(EmulatorServer):
         if kind not in ("limit", "market", "stop"):
             raise _ApiError(400, "INVALID_REQUEST", 'type must be "limit", "market" or "stop"')
         lots = _units(body["size"], spec.sz_decimals, "size")
-        price = trigger = None
-        if kind == "limit":
-            if body.get("price") is None:
-                raise _ApiError(400, "INVALID_REQUEST", "missing field: price (limit orders)")
-            price = _units(body["price"], spec.px_decimals, "price")
-        elif body.get("price") is not None:
-            raise _ApiError(400, "INVALID_REQUEST", "price is only for limit orders")
-        if kind == "stop":
-            if body.get("triggerPrice") is None:
-                raise _ApiError(400, "INVALID_REQUEST", "missing field: triggerPrice (stop orders)")
-            trigger = _units(body["triggerPrice"], spec.px_decimals, "triggerPrice")
-        elif body.get("triggerPrice") is not None:
-            raise _ApiError(400, "INVALID_REQUEST", "triggerPrice is only for stop orders")
+        price = _price_of(body, "price", kind, "limit", spec)
+        trigger = _price_of(body, "triggerPrice", kind, "stop", spec)
         reduce_only = body.get("reduceOnly", False)
         if not isinstance(reduce_only, bool):
             raise _ApiError(400, "INVALID_REQUEST", "reduceOnly must be a boolean")
